@@ -1,0 +1,89 @@
+"""Entry points: ``harness-train`` (one run) and ``harness-sweep`` (a preset grid).
+
+Both are Hydra apps over ``configs/config.yaml``. Config errors print one line
+naming the key and exit with status 2 before any compute is spent.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from harness.config import ConfigError, register_configs, validate
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+
+
+def _fail(prog: str, e: Exception) -> None:
+    print(f"{prog}: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def _train_app(cfg: DictConfig) -> None:
+    from harness.records import record_path
+    from harness.train import train
+
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        _fail("harness-train", e)
+    record = train(cfg)
+    path = record_path(cfg.results_dir, cfg.sweep.name, record["run_id"])
+    if record["status"] != "ok":
+        print(f"harness-train: run {record['run_id']} {record['status']}: {record.get('error')} (record: {path})",
+              file=sys.stderr)
+        sys.exit(1)
+    floor = record.get("entropy_floor")
+    print(
+        f"run {record['run_id']}: val loss {record['final_val_loss']:.4f} nats/token"
+        + (f" (entropy floor {floor:.4f})" if floor is not None else "")
+        + f", N={record['params_nonembedding']:,} non-embedding params, D={record['tokens']:,} tokens,"
+        f" C=6ND={record['flops_6nd']:.3g} FLOP, {record['tokens_per_s']:,.0f} tok/s -> {path}"
+    )
+
+
+def train_main() -> None:
+    register_configs()
+    _train_app()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def _sweep_app(cfg: DictConfig) -> None:
+    from harness.sweep import run_job
+
+    run_job(cfg)
+
+
+def resolve_sweep_name(args: list[str]) -> list[str]:
+    """``sweep=auto`` (or no ``sweep=``) becomes ``gpu`` when CUDA is there, else ``cpu``."""
+    import torch
+
+    auto = "gpu" if torch.cuda.is_available() else "cpu"
+    names = [a for a in args if a.startswith("sweep=")]
+    if not names:
+        return ["sweep=" + auto, *args]
+    return ["sweep=" + auto if a == "sweep=auto" else a for a in args]
+
+
+def sweep_main() -> None:
+    from harness.sweep import plan
+
+    args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in args):  # --help, --cfg, ...: straight to Hydra
+        sys.argv = [sys.argv[0], *args]
+        register_configs()
+        _sweep_app()
+        return
+    args = resolve_sweep_name(args)
+    register_configs()
+    try:
+        info = plan(CONFIG_DIR, args)
+    except ConfigError as e:
+        _fail("harness-sweep", e)
+    axes = ", ".join(f"{k} ({len(v)})" for k, v in info["axes"].items()) or "none"
+    print(f"[{info['sweep']}] {info['total']} runs over {axes}; {info['already_done']} already done and will be skipped")
+    sys.argv = [sys.argv[0], "--multirun", *args]
+    _sweep_app()

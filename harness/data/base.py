@@ -1,0 +1,42 @@
+"""The data interface: what every source hands the training loop."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+import torch
+
+
+class Sampler(Protocol):
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass
+class TokenData:
+    """A built data source.
+
+    - ``train``: batch ``step`` -> (inputs, targets), int64, shape (batch, context).
+    - ``val``: held-out windows, shape (rows, context + 1); fixed per source and seed,
+      never overlapping the training tokens.
+    - ``entropy_floor``: the exact Bayes-optimal loss in nats per target token for
+      windows of this context, or None when the source cannot know it.
+    - ``info``: facts worth recording (epochs over a finite corpus, corpus size, ...).
+    """
+
+    vocab_size: int
+    train: Sampler
+    val: torch.Tensor
+    entropy_floor: Optional[float]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """A data source registered in ``harness.data.SOURCES``."""
+
+    @staticmethod
+    def validate(cfg: Any) -> None:
+        """Raise harness.config.ConfigError for settings this source cannot use."""
+
+    @staticmethod
+    def build(cfg: Any, n_train_tokens: int) -> TokenData:
+        """Build train and held-out data for ``cfg`` (the whole run config)."""

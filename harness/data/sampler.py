@@ -1,0 +1,62 @@
+"""Batch samplers: the one place tokens become (inputs, targets) tensors.
+
+A batch is a pure function of the step index, so a resumed run sees exactly the
+batches it would have seen, and the loader keeps no hidden state. Each batch is one
+vectorized gather (or a slice) from a token array held in memory, a memmap or on
+the device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class WindowSampler:
+    """Pre-cut windows: ``rows`` has shape (R, context + 1).
+
+    Batch ``step`` is rows ``[step*B, (step+1)*B)``, so one pass over the rows sees
+    every training token exactly once (one epoch, no repetition). Used by the
+    synthetic sources, whose windows start at a record boundary.
+    """
+
+    def __init__(self, rows: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"):
+        self.rows = rows.to(device)
+        self.batch_size = batch_size
+        self.n_batches = rows.shape[0] // batch_size
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = (step % self.n_batches) * self.batch_size
+        chunk = self.rows[i : i + self.batch_size].long()
+        return chunk[:, :-1], chunk[:, 1:]
+
+
+class StreamSampler:
+    """Random windows from one long token stream (natural text).
+
+    Window starts for step ``s`` come from a generator seeded with (seed, s): uniform
+    over the stream, with replacement, as in nanoGPT. ``epochs`` is tokens seen over
+    stream length.
+    """
+
+    def __init__(self, tokens: np.ndarray, context: int, batch_size: int, seed: int):
+        if len(tokens) <= context + 1:
+            raise ValueError(f"a token stream of {len(tokens)} tokens is too short for context {context}")
+        self.tokens = tokens
+        self.context = context
+        self.batch_size = batch_size
+        self.seed = seed
+        self._offsets = np.arange(context + 1)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, step))
+        starts = rng.integers(0, len(self.tokens) - self.context - 1, size=self.batch_size)
+        chunk = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))
+        return chunk[:, :-1], chunk[:, 1:]
+
+
+def contiguous_windows(tokens: np.ndarray, context: int, n_tokens: int) -> torch.Tensor:
+    """Non-overlapping (context+1)-token windows from the start of ``tokens``, enough
+    to cover ``n_tokens`` targets (fewer if the stream is short). For held-out sets."""
+    n_rows = max(1, min(-(-n_tokens // context), (len(tokens) - 1) // context))
+    idx = np.arange(n_rows)[:, None] * context + np.arange(context + 1)
+    return torch.from_numpy(tokens[idx].astype(np.int64))

@@ -1,0 +1,201 @@
+"""Sweeps: a preset grid from ``configs/sweep/`` run through Hydra multirun.
+
+Hydra expands the grid and launches the jobs (basic, joblib or submitit launcher);
+this module adds what Hydra does not do on its own:
+
+- a pre-flight (:func:`plan`) that composes and validates every grid point before
+  any compute is spent, and writes ``results/<sweep>/plan.json`` (run ids, total,
+  start time) for progress and the summary;
+- resume: a job whose record already says ``ok`` is skipped, matched by run_id
+  (failed, diverged, OOM and interrupted runs are redone);
+- failure isolation: a job never raises, so one bad run cannot stop the sweep;
+- progress with an ETA after every job, and at the end a summary, ``runs.csv``, the
+  fit and figures, and one wandb run of job_type ``analysis``.
+
+Grid axes: the preset's ``hydra.sweeper.params``; a command-line sweep axis
+(``model.width=64,128``) replaces the preset's axis of the same key.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from harness import records
+from harness.config import ConfigError, to_container, validate
+
+
+def plan_path(results_dir: str | Path, sweep: str) -> Path:
+    return Path(results_dir) / sweep / "plan.json"
+
+
+def grid_axes(preset_params: dict | None, cli_overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split overrides into fixed ones and sweep axes; CLI axes replace preset axes."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    axes: dict[str, list[str]] = {}
+    for key, value in (preset_params or {}).items():
+        (o,) = parser.parse_overrides([f"{key}={value}"])
+        axes[key] = list(o.sweep_string_iterator()) if o.is_sweep_override() else [str(o.value())]
+    fixed = []
+    for o in parser.parse_overrides(cli_overrides):
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            axes[key] = list(o.sweep_string_iterator())
+        elif key in axes:
+            axes[key] = [o.get_value_element_as_str()]
+        else:
+            fixed.append(o.input_line)
+    return fixed, axes
+
+
+def plan(config_dir: str, overrides: list[str]) -> dict:
+    """Compose and validate every grid point; raise ConfigError on the first bad one."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        base = compose("config", overrides=overrides, return_hydra_config=True)
+        fixed, axes = grid_axes(dict(base.hydra.sweeper.params or {}), overrides)
+        keys = list(axes)
+        run_ids, points = [], []
+        for values in itertools.product(*(axes[k] for k in keys)):
+            point = [f"{k}={v}" for k, v in zip(keys, values)]
+            cfg = compose("config", overrides=fixed + point)
+            try:
+                validate(cfg)
+            except ConfigError as e:
+                raise ConfigError(f"{e} (grid point: {' '.join(point)})") from None
+            run_ids.append(records.run_id(to_container(cfg)))
+            points.append(point)
+        sweep_name, results_dir = cfg.sweep.name, cfg.results_dir
+    done = {
+        rid for rid in run_ids
+        if _status(records.record_path(results_dir, sweep_name, rid)) == "ok"
+    }
+    info = {
+        "sweep": sweep_name, "results_dir": results_dir, "total": len(run_ids), "run_ids": run_ids,
+        "points": points, "already_done": len(done), "started": time.time(), "axes": axes,
+    }
+    records.atomic_write_text(plan_path(results_dir, sweep_name), json.dumps(info, indent=1))
+    return info
+
+
+def _status(path: Path) -> str | None:
+    try:
+        return records.read_record(path)["status"]
+    except records.BadRecord:
+        return None
+
+
+def run_job(cfg: DictConfig) -> dict | None:
+    """One sweep job: validate, skip if done, train. Never raises, except on Ctrl-C."""
+    from harness.train import train
+
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        print(f"harness-sweep: error: {e}", file=sys.stderr)
+        return None
+    rid = records.run_id(to_container(cfg))
+    path = records.record_path(cfg.results_dir, cfg.sweep.name, rid)
+    if _status(path) == "ok":
+        print(f"[{cfg.sweep.name}] {rid}: already done, skipped")
+        result = records.read_record(path)
+    else:
+        result = train(cfg)
+        loss = result.get("final_val_loss")
+        print(f"[{cfg.sweep.name}] {rid}: {result['status']}"
+              + (f", val loss {loss:.4f}" if loss is not None else f" ({result.get('error')})"))
+    print(progress_line(cfg.results_dir, cfg.sweep.name))
+    return result
+
+
+def _fmt_time(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def tally(results_dir: str | Path, sweep: str) -> dict:
+    """Statuses of the planned runs, and how many were done before this sweep began."""
+    info = json.loads(plan_path(results_dir, sweep).read_text())
+    counts: dict[str, int] = {s: 0 for s in records.STATUSES}
+    counts["missing"] = 0
+    for rid in info["run_ids"]:
+        status = _status(records.record_path(results_dir, sweep, rid))
+        counts[status or "missing"] += 1
+    finished = info["total"] - counts["missing"]
+    return {**counts, "total": info["total"], "finished": finished, "skipped": info["already_done"],
+            "elapsed_s": time.time() - info["started"]}
+
+
+def progress_line(results_dir: str | Path, sweep: str) -> str:
+    try:
+        t = tally(results_dir, sweep)
+    except (OSError, ValueError, KeyError):
+        return f"[{sweep}] progress unknown (no plan.json)"
+    new = t["finished"] - t["skipped"]
+    left = t["total"] - t["finished"]
+    eta = _fmt_time(t["elapsed_s"] / new * left) if new > 0 and left > 0 else "-"
+    return (f"[{sweep}] {t['finished']}/{t['total']} runs done ({t['skipped']} skipped as already done)"
+            f" · elapsed {_fmt_time(t['elapsed_s'])} · ETA {eta}")
+
+
+def finish_sweep(cfg: Any) -> dict:
+    """Summary, runs.csv, fit, figures and the wandb analysis run."""
+    results_dir, sweep = cfg.results_dir, cfg.sweep.name
+    out = Path(results_dir) / sweep
+    t = tally(results_dir, sweep)
+    print(
+        f"[{sweep}] sweep finished in {_fmt_time(t['elapsed_s'])}: {t['ok']} ok, {t['diverged']} diverged, "
+        f"{t['oom']} oom, {t['failed']} failed, {t['interrupted']} interrupted, {t['missing']} not run "
+        f"({t['skipped']} of {t['total']} skipped as already done)"
+    )
+    recs, _ = records.load_records(out)
+    records.write_runs_csv(recs, out / "runs.csv")
+    print(f"[{sweep}] wrote {out / 'runs.csv'} ({len(recs)} records)")
+    if not cfg.sweep.fit:
+        return t
+    try:
+        from harness.analysis import fit_results_dir
+    except ImportError as e:  # pragma: no cover - analysis is part of the package
+        print(f"[{sweep}] fit skipped: {e}")
+        return t
+    try:
+        fit, figures = fit_results_dir(out)
+    except Exception as e:  # a failed fit must not lose the sweep's records
+        print(f"[{sweep}] fit failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return t
+    print(f"[{sweep}] fit, figures and report in {out}")
+    log_analysis(cfg, fit, figures)
+    return t
+
+
+def log_analysis(cfg: Any, fit: dict, figures: list[Path]) -> None:
+    from harness.tracking import Tracker
+
+    tracker = Tracker(cfg.wandb, name=f"{cfg.sweep.name}-analysis", group=cfg.sweep.name,
+                      job_type="analysis", config={"sweep": cfg.sweep.name},
+                      directory=Path(cfg.results_dir) / cfg.sweep.name)
+    rows = []
+    for law, res in (fit.get("laws") or {}).items():
+        for name, value in (res.get("params") or {}).items():
+            lo, hi = (res.get("ci95") or {}).get(name, [None, None])
+            rows.append([law, name, value, lo, hi])
+    tracker.log_table("fit", ["law", "param", "value", "ci95_lo", "ci95_hi"], rows)
+    tracker.log_images(list(figures))
+    tracker.finish()
+
+
+class SweepCallback(Callback):
+    """Hydra callback: the end-of-sweep summary and fit, in the launching process."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if plan_path(config.results_dir, config.sweep.name).exists():
+            finish_sweep(config)

@@ -1,0 +1,285 @@
+"""The training loop: one run from a validated config to a run record.
+
+Read top to bottom: resolve device and precision, build data and model, then train
+for steps = ceil(data.tokens / (batch_size * context)) with AdamW, the lr schedule,
+gradient clipping and periodic evaluation on the held-out windows. The run ends as
+``ok``, ``diverged`` (NaN/inf loss, or loss above ``diverge_factor`` x its first
+value), ``oom``, ``failed`` or ``interrupted`` (SIGINT); every ending writes a
+record, atomically. Deterministic on CPU for a given config: batches are a pure
+function of the step, the model's init a function of ``train.seed``.
+
+Curve points record ``tokens`` seen, ``flops`` = 6·N·tokens (Kaplan's convention,
+non-embedding N, the same as the record's ``flops_6nd``), the mean training loss
+since the previous point and the held-out loss, all in nats per token.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import harness
+from harness import records
+from harness.config import resolve_lr, to_container
+from harness.data import build_data
+from harness.model import GPT, GPTConfig, flops_per_token, param_counts
+from harness.schedule import lr_multiplier, warmup_steps
+from harness.tracking import Tracker
+
+# Peak dense bf16 FLOP/s for MFU (vendor datasheets, without sparsity).
+PEAK_FLOPS = {
+    "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12,
+    "A100": 312e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12,
+}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_FLOPS.items():
+        if key.replace(" ", "").lower() in name.replace(" ", "").lower():
+            return value
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    return ("bf16" if device.type == "cuda" else "fp32") if name == "auto" else name
+
+
+def gpt_config(cfg: Any, vocab: int) -> GPTConfig:
+    m = cfg.model
+    return GPTConfig(
+        vocab=vocab, width=m.width, depth=m.depth, heads=m.heads, context=m.context,
+        mlp_ratio=m.mlp_ratio, tie_embeddings=m.tie_embeddings,
+        parametrization=m.parametrization, base_width=m.base_width,
+    )
+
+
+def planned_tokens(cfg: Any) -> int:
+    """Training tokens D: ``data.tokens``, or ``flop_budget / (6 N)`` for IsoFLOP runs
+    (N non-embedding, which does not depend on the vocabulary)."""
+    if cfg.data.flop_budget:
+        n = param_counts(gpt_config(cfg, vocab=1))["params_nonembedding"]
+        return max(int(cfg.data.flop_budget / (6 * n)), cfg.train.batch_size * cfg.model.context)
+    return int(cfg.data.tokens)
+
+
+def versions() -> dict:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"torch": torch.__version__, "harness": harness.__version__, "git": commit,
+            "python": platform.python_version()}
+
+
+@torch.no_grad()
+def evaluate(model: GPT, val: torch.Tensor, batch_size: int, device: torch.device, autocast) -> float:
+    """Mean loss in nats per token over every held-out window."""
+    model.eval()
+    total, count = torch.zeros((), device=device), 0
+    for i in range(0, val.shape[0], batch_size):
+        chunk = val[i : i + batch_size].to(device)
+        with autocast():
+            _, loss = model(chunk[:, :-1], chunk[:, 1:])
+        n = chunk[:, 1:].numel()
+        total += loss.float() * n
+        count += n
+    model.train()
+    return (total / count).item()
+
+
+class Diverged(Exception):
+    pass
+
+
+def checkpoint_path(cfg: Any, rid: str) -> Path:
+    return Path(cfg.results_dir) / cfg.sweep.name / "checkpoints" / f"{rid}.pt"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
+    """Train one run described by ``cfg`` (already validated); return its record.
+
+    The record is written to ``results/<sweep>/runs/<run_id>.json`` whatever the
+    outcome. KeyboardInterrupt is recorded as ``interrupted`` and re-raised.
+    """
+    config = to_container(cfg)
+    rid = records.run_id(config)
+    t = cfg.train
+    device = resolve_device(t.device)
+    precision = resolve_precision(t.precision, device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+        if precision == "bf16" else nullcontext
+    )
+
+    record: dict[str, Any] = {"run_id": rid, "sweep": cfg.sweep.name, "status": "failed", "config": config}
+    curve: list[dict] = []
+    record["curve"] = curve
+    tracker = None
+    start = time.time()
+    step = 0
+    try:
+        D_planned = planned_tokens(cfg)
+        data = build_data(cfg, D_planned)
+        gcfg = gpt_config(cfg, data.vocab_size)
+        counts = param_counts(gcfg)
+        n_nonemb = counts["params_nonembedding"]
+        batch_tokens = t.batch_size * cfg.model.context
+        total_steps = max(1, math.ceil(D_planned / batch_tokens))
+        tokens = total_steps * batch_tokens
+        fpt = flops_per_token(gcfg)
+        lr = resolve_lr(t, n_nonemb)
+        record.update(counts)
+        record.update({
+            "tokens": tokens, "steps": total_steps, "lr": lr,
+            "flops_6nd": 6.0 * n_nonemb * tokens, "flops": fpt * tokens, "flops_per_token": fpt,
+            "entropy_floor": data.entropy_floor, "data_info": data.info,
+            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "precision": precision, "versions": versions(),
+        })
+
+        torch.manual_seed(t.seed)
+        model = GPT(gcfg).to(device)
+        groups = model.param_groups(lr, t.weight_decay)
+        optimizer = torch.optim.AdamW(
+            groups, lr=lr, betas=(t.beta1, t.beta2), fused=device.type == "cuda"
+        )
+        step_fn = model
+        if t.compile:
+            step_fn = torch.compile(model)
+
+        ckpt = checkpoint_path(cfg, rid)
+        if t.resume and ckpt.exists():
+            state = torch.load(ckpt, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng_cpu"])
+            step = int(state["step"])
+            curve.extend(state["curve"])
+            record["resumed_from_step"] = step
+
+        tracker = Tracker(
+            cfg.wandb, name=rid, group=cfg.sweep.name, job_type="train", config=config,
+            directory=Path(cfg.results_dir) / cfg.sweep.name,
+        )
+        eval_every = t.eval_every or max(total_steps // 10, 1)
+        warm = warmup_steps(t.warmup, total_steps)
+        first_loss = None
+        loss_sum = torch.zeros((), device=device)
+        loss_count = 0
+        tokens_at_start = step * batch_tokens
+        t_loop = time.time()
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=tokens, initial=tokens_at_start, unit="tok", unit_scale=True,
+                   disable=not t.progress, desc=f"run {rid}", leave=False, dynamic_ncols=True)
+        while step < total_steps:
+            mult = lr_multiplier(step, total_steps, t.schedule, warm, t.cooldown, t.min_lr_ratio)
+            for g in optimizer.param_groups:
+                g["lr"] = lr * g["lr_scale"] * mult
+            x, y = data.train.batch(step)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast():
+                _, loss = step_fn(x, y)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.detach()
+            loss_count += 1
+            step += 1
+
+            is_eval = step % eval_every == 0 or step == total_steps
+            # the only host syncs: every 10 steps (divergence check, progress) and evals
+            if is_eval or step % 10 == 0:
+                train_loss = (loss_sum / loss_count).item()
+                first_loss = first_loss or (curve[0]["train_loss"] if curve else train_loss)
+                if not math.isfinite(train_loss) or train_loss > t.diverge_factor * first_loss:
+                    raise Diverged(f"training loss {train_loss:.4g} at step {step} (first {first_loss:.4g})")
+                bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
+                bar.update(step * batch_tokens - bar.n)
+            if is_eval:
+                val_loss = evaluate(model, data.val, t.batch_size, device, autocast)
+                if not math.isfinite(val_loss):
+                    raise Diverged(f"held-out loss {val_loss} at step {step}")
+                point = {"step": step, "tokens": step * batch_tokens,
+                         "flops": 6.0 * n_nonemb * step * batch_tokens,
+                         "train_loss": train_loss, "val_loss": val_loss}
+                curve.append(point)
+                loss_sum.zero_()
+                loss_count = 0
+                tracker.log({"train/loss": train_loss, "val/loss": val_loss, "tokens": point["tokens"],
+                             "flops_6nd": point["flops"], "lr": lr * mult}, step=step)
+                if on_eval:
+                    on_eval(point)
+            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < total_steps:
+                save_checkpoint(ckpt, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step, "rng_cpu": torch.get_rng_state(), "curve": list(curve),
+                })
+        bar.close()
+        elapsed = time.time() - t_loop
+        tps = (tokens - tokens_at_start) / max(elapsed, 1e-9)
+        peak = peak_flops(device)
+        record.update({
+            "status": "ok",
+            "final_train_loss": curve[-1]["train_loss"],
+            "final_val_loss": curve[-1]["val_loss"],
+            "tokens_per_s": tps,
+            "mfu": fpt * tps / peak if peak else None,
+        })
+        if ckpt.exists():
+            ckpt.unlink()
+    except Diverged as e:
+        record.update(status="diverged", error=str(e))
+    except torch.cuda.OutOfMemoryError as e:
+        record.update(status="oom", error=str(e).splitlines()[0])
+    except KeyboardInterrupt:
+        record.update(status="interrupted", error=f"interrupted at step {step}")
+        _finish(record, cfg, start, tracker, exit_code=130)
+        raise
+    except Exception as e:
+        record.update(status="failed", error=f"{type(e).__name__}: {e}")
+    _finish(record, cfg, start, tracker, exit_code=0 if record["status"] == "ok" else 1)
+    return record
+
+
+def _finish(record: dict, cfg: Any, start: float, tracker: Tracker | None, exit_code: int) -> None:
+    record["wall_time_s"] = time.time() - start
+    records.write_record(record, cfg.results_dir)
+    if tracker is not None:
+        keys = ("status", "final_train_loss", "final_val_loss", "params_nonembedding", "params_total",
+                "tokens", "flops_6nd", "flops", "entropy_floor", "tokens_per_s", "mfu")
+        tracker.summary({k: record.get(k) for k in keys if record.get(k) is not None})
+        tracker.finish(exit_code)
