@@ -104,6 +104,9 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    # ${div:${model.width},16} lets a preset tie heads to width (fixed head size)
+    if not OmegaConf.has_resolver("div"):
+        OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
 
 
 class ConfigError(ValueError):

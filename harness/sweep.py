@@ -61,7 +61,8 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        base = compose("config", overrides=overrides, return_hydra_config=True)
+        fixed, _ = grid_axes({}, overrides)
+        base = compose("config", overrides=fixed, return_hydra_config=True)
         fixed, axes = grid_axes(dict(base.hydra.sweeper.params or {}), overrides)
         keys = list(axes)
         run_ids, points = [], []
