@@ -1,0 +1,93 @@
+"""Sweeps end to end through the real CLI: resume, failure isolation, launchers, SIGKILL."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import records
+from harness.sweep import grid_axes
+
+SWEEP = [sys.executable, "-c", "from harness.cli import sweep_main; sweep_main()"]
+
+
+def run_sweep(tmp_path, *overrides, timeout=300):
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    return subprocess.run([*SWEEP, "sweep=tiny", f"results_dir={tmp_path}", *overrides],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def snapshot(folder):
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.glob("*.json"))}
+
+
+def test_cli_axis_replaces_preset_axis():
+    fixed, axes = grid_axes({"model.width": "16,32", "data.tokens": "100,200"}, ["model.width=8,64,128", "train.lr=0.1"])
+    assert axes == {"model.width": ["8", "64", "128"], "data.tokens": ["100", "200"]}
+    assert fixed == ["train.lr=0.1"]
+
+
+def test_sweep_writes_records_and_csv_then_resume_recomputes_nothing(tmp_path):
+    out = run_sweep(tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = tmp_path / "tiny" / "runs"
+    before = snapshot(runs)
+    assert len(before) == 4
+    assert all(json.loads(b)["status"] == "ok" for _, b in before.values())
+    assert "4 ok" in out.stdout
+    csv = (tmp_path / "tiny" / "runs.csv").read_text().splitlines()
+    assert len(csv) == 5
+    again = run_sweep(tmp_path)
+    assert again.returncode == 0
+    assert "4 already done" in again.stdout
+    assert snapshot(runs) == before  # not one record rewritten
+
+
+def test_diverging_run_is_recorded_and_sweep_completes(tmp_path):
+    out = run_sweep(tmp_path, "model.width=16", "data.tokens=16384", "train.lr=0.003,50",
+                    "train.grad_clip=0", "train.warmup=0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    recs, _ = records.load_records(tmp_path / "tiny")
+    assert sorted(r["status"] for r in recs) == ["diverged", "ok"]
+    assert "1 ok, 1 diverged" in out.stdout
+
+
+def test_bad_grid_point_stops_before_compute(tmp_path):
+    out = run_sweep(tmp_path, "model.width=16,33")
+    assert out.returncode == 2
+    assert "model.width=33 must be divisible by model.heads=2" in out.stderr
+    assert not (tmp_path / "tiny" / "runs").exists()
+
+
+def test_submitit_local_two_jobs(tmp_path):
+    out = run_sweep(tmp_path, "hydra/launcher=submitit_local", "model.width=16")
+    assert out.returncode == 0, out.stderr[-2000:]
+    recs, problems = records.load_records(tmp_path / "tiny")
+    assert len(recs) == 2 and not problems
+    assert {r["status"] for r in recs} == {"ok"}
+
+
+def test_sigkill_mid_sweep_then_rerun_finishes_with_no_corrupt_record(tmp_path):
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    cmd = [*SWEEP, "sweep=tiny", f"results_dir={tmp_path}", "model.width=16,24,32,40", "data.tokens=32768"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    runs = tmp_path / "tiny" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs.glob("*.json"))) < 1:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(runs.glob("*.json")))
+    assert 0 < done_before < 4
+    for p in runs.glob("*.json"):
+        records.read_record(p)  # raises on a torn or corrupt file
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    recs, problems = records.load_records(runs)
+    assert len(recs) == 4 and not problems
+    assert all(r["status"] == "ok" for r in recs)
+    assert f"{done_before} already done" in out.stdout
