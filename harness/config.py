@@ -37,6 +37,7 @@ class DataConfig:
     tokens: int = 1_000_000  # training tokens D (targets seen)
     flop_budget: Optional[float] = None  # if set, tokens = flop_budget / (6 N) (IsoFLOP sweeps)
     eval_tokens: int = 65_536  # held-out tokens per evaluation
+    probe_records: int = 512  # per-skill probes: records per frequency bucket (0 disables)
     seed: int = 0
     # zipf_facts / markov knobs (ignored by other sources)
     vocab: int = 128

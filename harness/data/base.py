@@ -21,6 +21,7 @@ class TokenData:
     - ``entropy_floor``: the exact Bayes-optimal loss in nats per target token for
       windows of this context, or None when the source cannot know it.
     - ``info``: facts worth recording (epochs over a finite corpus, corpus size, ...).
+    - ``probe``: per-skill probe windows (harness.probes), or None when disabled.
     """
 
     vocab_size: int
@@ -28,6 +29,7 @@ class TokenData:
     val: torch.Tensor
     entropy_floor: Optional[float]
     info: dict[str, Any] = field(default_factory=dict)
+    probe: Optional[Any] = None
 
 
 class Source(Protocol):

@@ -29,6 +29,7 @@ import torch
 
 from harness.data.base import TokenData
 from harness.data.sampler import WindowSampler
+from harness.probes import facts_probe, token_probe
 
 CHUNK_ROWS = 4096
 _SPLIT_IDS = {"train": 0, "val": 1}
@@ -127,6 +128,7 @@ class ZipfFactsSource:
             val=torch.from_numpy(val.astype(np.int64)),
             entropy_floor=lang.floor(ctx),
             info={"entropies": lang.entropies(), "epochs": 1.0},
+            probe=facts_probe(lang, ctx, cfg.data.probe_records, seed) if cfg.data.probe_records else None,
         )
 
 
@@ -172,12 +174,13 @@ class MarkovSource:
         ctx, bs, seed = cfg.model.context, cfg.train.batch_size, cfg.data.seed
         gen = lambda rng, n: chain.windows(rng, n, ctx)  # noqa: E731
         train = _chunked(gen, _rows_needed(n_train_tokens, ctx, bs), seed, "train")
-        val = _chunked(gen, -(-cfg.data.eval_tokens // ctx), seed, "val")
+        val = torch.from_numpy(_chunked(gen, -(-cfg.data.eval_tokens // ctx), seed, "val"))
         return TokenData(
             vocab_size=chain.vocab,
             train=WindowSampler(_as_tensor(train, chain.vocab), bs),
-            val=torch.from_numpy(val),
+            val=val,
             entropy_floor=chain.entropy_rate(),
             info={"epochs": 1.0},
+            probe=token_probe(val, train, chain.vocab) if cfg.data.probe_records else None,
         )
 

@@ -50,6 +50,7 @@ import numpy as np
 from harness.config import ConfigError
 from harness.data.base import TokenData
 from harness.data.sampler import StreamSampler, contiguous_windows
+from harness.probes import token_probe
 
 N_BYTES = 256  # the byte-level alphabet every BPE vocab starts from
 RECIPE = "bytelevel-bpe-1"  # part of the cache key: bump when the tokenizer recipe changes
@@ -187,7 +188,9 @@ class TextSource:
             "cache_key": key,
             "cache_dir": str(out),
         }
-        return TokenData(vocab_size=vocab, train=train, val=val, entropy_floor=None, info=info)
+        # probes: token-frequency buckets on (up to) the first 256 held-out windows
+        probe = token_probe(val[:256], tokens[:n_train], vocab) if d.probe_records else None
+        return TokenData(vocab_size=vocab, train=train, val=val, entropy_floor=None, info=info, probe=probe)
 
 
 # ----- tokenizer -----
