@@ -72,6 +72,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
     diverge_factor: float = 3.0  # stop as diverged when loss > factor * initial loss
     checkpoint_every: int = 0  # steps between checkpoints; 0 disables
+    checkpoint_minutes: float = 0.0  # also checkpoint when this many minutes passed; 0 disables
     resume: bool = False
     progress: bool = True
 
@@ -160,7 +161,7 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"train.lr={t.lr!r} must be a positive number or 'kaplan'")
         if m.parametrization != "sp":
             raise ConfigError("train.lr='kaplan' is a rule for model.parametrization=sp only")
-    elif not (isinstance(t.lr, (int, float)) and t.lr > 0 and math.isfinite(t.lr)):
+    elif isinstance(t.lr, bool) or not (isinstance(t.lr, (int, float)) and t.lr > 0 and math.isfinite(t.lr)):
         raise ConfigError(f"train.lr={t.lr!r} must be a positive number or 'kaplan'")
     _choice("train.schedule", t.schedule, SCHEDULES)
     _choice("train.device", t.device, DEVICES)
@@ -171,6 +172,12 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"train.cooldown={t.cooldown} must be a fraction in [0, 1]")
     if t.grad_clip < 0:
         raise ConfigError(f"train.grad_clip={t.grad_clip} must be >= 0 (0 disables clipping)")
+    _check_train_numbers(t)
+    for key, value in (("data.seed", d.seed), ("train.seed", t.seed)):
+        if value < 0:
+            raise ConfigError(f"{key}={value} must be >= 0")
+    if d.flop_budget is not None and not (math.isfinite(d.flop_budget) and d.flop_budget > 0):
+        raise ConfigError(f"data.flop_budget={d.flop_budget} must be a positive number (or null for data.tokens)")
     if t.device == "cuda":
         import torch
 
@@ -178,6 +185,29 @@ def validate(cfg: Any) -> None:
             raise ConfigError("train.device=cuda but no CUDA device is available; use auto or cpu")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     SOURCES[d.source].validate(cfg)
+
+
+def _check_train_numbers(t: Any) -> None:
+    """The numeric train.* knobs that torch would reject mid-run, or that would silently
+    do nothing (a NaN compares false with everything)."""
+    for key in ("warmup", "cooldown", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip",
+                "diverge_factor", "checkpoint_minutes"):
+        if not math.isfinite(getattr(t, key)):
+            raise ConfigError(f"train.{key}={getattr(t, key)} must be a finite number")
+    if not 0 <= t.min_lr_ratio <= 1:
+        raise ConfigError(f"train.min_lr_ratio={t.min_lr_ratio} must be a fraction in [0, 1]")
+    if t.weight_decay < 0:
+        raise ConfigError(f"train.weight_decay={t.weight_decay} must be >= 0")
+    for key in ("beta1", "beta2"):
+        if not 0 <= getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}={getattr(t, key)} must be in [0, 1)")
+    if not t.diverge_factor > 1:
+        raise ConfigError(f"train.diverge_factor={t.diverge_factor} must be > 1 "
+                          "(a run stops as diverged when its loss exceeds factor x its first loss)")
+    for key, zero in (("eval_every", "10 evaluations per run"), ("threads", "torch's default"),
+                      ("checkpoint_every", "off"), ("checkpoint_minutes", "off")):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"train.{key}={getattr(t, key)} must be >= 0 (0 = {zero})")
 
 
 def to_container(cfg: Any) -> dict:

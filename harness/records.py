@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 
@@ -26,6 +27,7 @@ NON_SEMANTIC = {
     "train.progress",
     "train.threads",
     "train.checkpoint_every",
+    "train.checkpoint_minutes",
     "train.resume",
     "data.cache_dir",
     "sweep.fit",
@@ -46,13 +48,17 @@ CSV_CONFIG_FIELDS = [
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    # iterative, so a deeply nested (foreign) config cannot blow the stack
     out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
+    stack = [(prefix, d)]
+    while stack:
+        pre, node = stack.pop()
+        for k, v in node.items():
+            key = f"{pre}{k}"
+            if isinstance(v, dict):
+                stack.append((key + ".", v))
+            else:
+                out[key] = v
     return out
 
 
@@ -79,13 +85,16 @@ def record_path(results_dir: str | Path, sweep: str, rid: str) -> Path:
     return runs_dir(results_dir, sweep) / f"{rid}.json"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a unique temp file and rename (POSIX-atomic)."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(f)`` on a unique temp file next to ``path``, fsync, then rename it
+    over ``path`` (POSIX-atomic): readers and a SIGKILL at any instant see the old file
+    or the new one, never a torn one. A failed write removes its temp file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -93,12 +102,51 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable across a power cut; best effort (not every FS allows it)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a unique temp file and rename (POSIX-atomic)."""
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_record(record: dict, results_dir: str | Path) -> Path:
+    """Write ``record`` as strict JSON: a NaN or inf anywhere becomes null, so writing a
+    record (for instance of a diverged run) can never fail on a non-finite number."""
     path = record_path(results_dir, record["sweep"], record["run_id"])
-    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False, default=_json_default))
+    text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_json_default)
+    atomic_write_text(path, text)
     return path
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if hasattr(o, "item") and not isinstance(o, (str, bytes)):  # numpy / torch scalars
+        try:
+            return _finite(o.item())
+        except (TypeError, ValueError, RuntimeError):
+            return str(o)
+    return o
 
 
 def _json_default(o: Any) -> Any:
@@ -111,27 +159,76 @@ class BadRecord(ValueError):
     pass
 
 
+# Fields that, when present and not null, must be finite numbers (analysis does math on them).
+NUMBER_FIELDS = (
+    "params_total", "params_embedding", "params_nonembedding", "tokens", "flops_6nd", "flops",
+    "final_train_loss", "final_val_loss", "entropy_floor", "wall_time_s", "tokens_per_s", "mfu",
+)
+# ... and these must be present for an ``ok`` record.
+OK_FIELDS = ("params_nonembedding", "tokens", "flops_6nd", "final_val_loss")
+CURVE_FIELDS = ("tokens", "flops", "train_loss", "val_loss")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def check_record(obj: Any) -> dict:
-    """Return ``obj`` if it looks like a run record, else raise BadRecord saying why."""
+    """Return ``obj`` if it looks like a run record, else raise BadRecord saying why.
+
+    Checks what downstream code relies on: the identifying fields are strings, the
+    config an object, every known numeric field a finite number (or null), the curve
+    a list of points with numeric (or null) fields; ``ok`` records carry N, D, C and
+    the final loss."""
     if not isinstance(obj, dict):
         raise BadRecord("not a JSON object")
     for key in ("run_id", "sweep", "status", "config"):
         if key not in obj:
             raise BadRecord(f"missing field {key!r}")
-    if obj["status"] not in STATUSES:
-        raise BadRecord(f"unknown status {obj['status']!r}")
-    if obj["status"] == "ok":
-        for key in ("params_nonembedding", "tokens", "flops_6nd", "final_val_loss"):
-            v = obj.get(key)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v == v:
+    for key in ("run_id", "sweep"):
+        if not isinstance(obj[key], str) or not obj[key]:
+            raise BadRecord(f"field {key!r} is not a non-empty string")
+    if not isinstance(obj["status"], str) or obj["status"] not in STATUSES:
+        raise BadRecord(f"unknown status {obj['status']!r}"[:200])
+    if not isinstance(obj["config"], dict):
+        raise BadRecord("field 'config' is not an object")
+    for key in NUMBER_FIELDS:
+        v = obj.get(key)
+        if v is None:
+            if obj["status"] == "ok" and key in OK_FIELDS:
                 raise BadRecord(f"field {key!r} is not a number")
+        elif not _is_number(v):
+            raise BadRecord(f"field {key!r} is not a number")
+    curve = obj.get("curve")
+    if curve is not None:
+        if not isinstance(curve, list):
+            raise BadRecord("field 'curve' is not a list")
+        for i, p in enumerate(curve):
+            if not isinstance(p, dict):
+                raise BadRecord(f"curve point {i} is not an object")
+            for key in CURVE_FIELDS:
+                if p.get(key) is not None and not _is_number(p[key]):
+                    raise BadRecord(f"curve point {i}: {key!r} is not a number")
     return obj
 
 
-def read_record(path: Path) -> dict:
+def _no_constant(name: str) -> Any:
+    # we write strict JSON (allow_nan=False), so NaN/Infinity literals mean a foreign file
+    raise BadRecord(f"non-standard JSON constant {name}")
+
+
+def read_record(path: str | Path) -> dict:
+    """Parse and check one record file; raise BadRecord (never anything else) if unusable.
+    Plain JSON only: reading a record can never execute code."""
+    path = Path(path)
     try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        if not path.is_file():
+            raise BadRecord("not a regular file")
+        obj = json.loads(path.read_bytes(), parse_constant=_no_constant)
+    except BadRecord:
+        raise
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and ints past Python's digit limit
+    except (OSError, ValueError, RecursionError, MemoryError) as e:
         raise BadRecord(f"unreadable JSON ({type(e).__name__})") from e
     return check_record(obj)
 
@@ -139,7 +236,7 @@ def read_record(path: Path) -> dict:
 def load_records(results_dir: str | Path, warn: bool = True) -> tuple[list[dict], list[tuple[Path, str]]]:
     """All records under ``results_dir/runs`` (or ``results_dir`` itself if it holds
     the JSON files). Corrupt, truncated or foreign files are skipped and returned as
-    ``(path, reason)``, with a warning naming the file."""
+    ``(path, reason)``, with a warning naming the file; this never raises for a bad file."""
     root = Path(results_dir)
     folder = root / "runs" if (root / "runs").is_dir() else root
     records, problems = [], []

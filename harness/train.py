@@ -4,9 +4,12 @@ Read top to bottom: resolve device and precision, build data and model, then tra
 for steps = ceil(data.tokens / (batch_size * context)) with AdamW, the lr schedule,
 gradient clipping and periodic evaluation on the held-out windows. The run ends as
 ``ok``, ``diverged`` (NaN/inf loss, or loss above ``diverge_factor`` x its first
-value), ``oom``, ``failed`` or ``interrupted`` (SIGINT); every ending writes a
-record, atomically. Deterministic on CPU for a given config: batches are a pure
-function of the step, the model's init a function of ``train.seed``.
+value), ``oom``, ``failed`` or ``interrupted`` (SIGINT/SIGTERM); every ending writes
+a record, atomically. Deterministic on CPU for a given config: batches are a pure
+function of the step, the model's init a function of ``train.seed``. Checkpoints
+(every ``train.checkpoint_every`` steps or ``train.checkpoint_minutes`` minutes, and
+on interrupt) hold the whole loop state, so ``train.resume=true`` ends exactly where
+the uninterrupted run would have.
 
 Curve points record ``tokens`` seen, ``flops`` = 6·N·tokens (Kaplan's convention,
 non-embedding N, the same as the record's ``flops_6nd``), the mean training loss
@@ -15,11 +18,14 @@ since the previous point and the held-out loss, all in nats per token.
 from __future__ import annotations
 
 import math
-import os
 import platform
+import signal
 import subprocess
+import sys
+import threading
 import time
-from contextlib import nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,30 +116,88 @@ class Diverged(Exception):
     pass
 
 
+def is_oom(e: BaseException) -> bool:
+    """CUDA OOM, including the allocator failures that surface as a plain RuntimeError."""
+    return isinstance(e, torch.cuda.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
+    )
+
+
+# --- checkpoints -------------------------------------------------------------------
+# A checkpoint is everything that the rest of the run depends on: model, optimizer,
+# the step (batches are a pure function of the step, so the step *is* the data
+# position), RNG states, the curve so far, the training-loss accumulator since the
+# last curve point and the first loss (the divergence reference). Resuming from it
+# reproduces the uninterrupted run exactly on CPU.
+
 def checkpoint_path(cfg: Any, rid: str) -> Path:
     return Path(cfg.results_dir) / cfg.sweep.name / "checkpoints" / f"{rid}.pt"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Atomically (temp file, fsync, rename): a kill at any instant leaves the previous
+    checkpoint or the new one, never a torn file."""
+    records.atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """``weights_only=True``: tensors and plain containers only, never pickled code."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError("not a harness checkpoint of this format")
+    return state
+
+
+CHECKPOINT_FORMAT = 1
+
+
+@contextmanager
+def deferred_stop():
+    """While inside, SIGINT (and SIGTERM, when nobody else handles it) only ask the
+    loop to stop: it finishes the current step, checkpoints and records ``interrupted``.
+    A second signal stops at once. Yields the request (empty until a signal came)."""
+    request: dict[str, str] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if request:
+            raise KeyboardInterrupt
+        request["signal"] = signal.Signals(signum).name
+        print(f"\nharness: {request['signal']}: stopping after this step (checkpoint and record); "
+              "send it again to stop now", file=sys.stderr, flush=True)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+            if signal.getsignal(sig) is default:
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
     """Train one run described by ``cfg`` (already validated); return its record.
 
     The record is written to ``results/<sweep>/runs/<run_id>.json`` whatever the
-    outcome. KeyboardInterrupt is recorded as ``interrupted`` and re-raised.
+    outcome. SIGINT/SIGTERM stop the run at the end of a step with a checkpoint
+    (``train.resume=true`` continues from it) and a record saying ``interrupted``
+    that keeps the partial curve; then KeyboardInterrupt is raised, so a sweep stops too.
     """
+    with deferred_stop() as stop:
+        record = _train(cfg, on_eval, stop)
+    if stop or record["status"] == "interrupted":
+        raise KeyboardInterrupt
+    return record
+
+
+def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict:
     config = to_container(cfg)
     rid = records.run_id(config)
     t = cfg.train
     device = resolve_device(t.device)
     precision = resolve_precision(t.precision, device)
-    if t.threads:
-        torch.set_num_threads(t.threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     autocast = (
@@ -148,6 +212,8 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
     start = time.time()
     step = 0
     try:
+        if t.threads:
+            torch.set_num_threads(t.threads)
         D_planned = planned_tokens(cfg)
         data = build_data(cfg, D_planned)
         gcfg = gpt_config(cfg, data.vocab_size)
@@ -167,37 +233,67 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
             "precision": precision, "versions": versions(),
         })
 
-        torch.manual_seed(t.seed)
-        model = GPT(gcfg).to(device)
-        groups = model.param_groups(lr, t.weight_decay)
-        optimizer = torch.optim.AdamW(
-            groups, lr=lr, betas=(t.beta1, t.beta2), fused=device.type == "cuda"
-        )
-        step_fn = model
-        if t.compile:
-            step_fn = torch.compile(model)
+        def build() -> tuple[GPT, torch.optim.Optimizer]:
+            torch.manual_seed(t.seed)
+            model = GPT(gcfg).to(device)
+            optimizer = torch.optim.AdamW(
+                model.param_groups(lr, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
+                fused=device.type == "cuda",
+            )
+            return model, optimizer
+
+        model, optimizer = build()
+        first_loss: float | None = None  # loss of the first step: the divergence reference
+        loss_sum = torch.zeros((), device=device)  # training loss summed since the last curve point
+        loss_count = 0
+        wandb_id = None
 
         ckpt = checkpoint_path(cfg, rid)
         if t.resume and ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=True)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng_cpu"])
-            step = int(state["step"])
-            curve.extend(state["curve"])
-            record["resumed_from_step"] = step
+            try:
+                state = load_checkpoint(ckpt, device)
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                torch.set_rng_state(state["rng_cpu"].cpu())
+                if device.type == "cuda" and state.get("rng_cuda") is not None:
+                    torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
+                step = int(state["step"])
+                curve.extend(state["curve"])
+                loss_sum = state["loss_sum"].to(device)
+                loss_count = int(state["loss_count"])
+                first_loss = state["first_loss"]
+                wandb_id = state.get("wandb_id")
+                start -= float(state.get("wall_time_s", 0.0))
+                record["resumed_from_step"] = step
+            except Exception as e:  # a bad checkpoint costs a restart, never the run
+                warnings.warn(f"ignoring unusable checkpoint {ckpt}: {type(e).__name__}: {e}")
+                model, optimizer = build()
+                step, first_loss, loss_count, wandb_id = 0, None, 0, None
+                loss_sum = torch.zeros((), device=device)
+                curve.clear()
+                start = time.time()
+                record["checkpoint_error"] = f"{ckpt.name}: {type(e).__name__}"
+        step_fn = torch.compile(model) if t.compile else model
 
         tracker = Tracker(
             cfg.wandb, name=rid, group=cfg.sweep.name, job_type="train", config=config,
-            directory=Path(cfg.results_dir) / cfg.sweep.name,
+            directory=Path(cfg.results_dir) / cfg.sweep.name, resume_id=wandb_id,
         )
+
+        def checkpoint() -> None:
+            save_checkpoint(ckpt, {
+                "format": CHECKPOINT_FORMAT, "step": step,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "curve": list(curve), "loss_sum": loss_sum.detach().cpu(), "loss_count": loss_count,
+                "first_loss": first_loss, "wandb_id": tracker.id, "wall_time_s": time.time() - start,
+            })
+
         eval_every = t.eval_every or max(total_steps // 10, 1)
         warm = warmup_steps(t.warmup, total_steps)
-        first_loss = None
-        loss_sum = torch.zeros((), device=device)
-        loss_count = 0
         tokens_at_start = step * batch_tokens
-        t_loop = time.time()
+        t_loop = last_ckpt = time.time()
 
         from tqdm.auto import tqdm
 
@@ -219,12 +315,20 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
             loss_sum += loss.detach()
             loss_count += 1
             step += 1
+            if first_loss is None:
+                first_loss = loss.item()
 
             is_eval = step % eval_every == 0 or step == total_steps
-            # the only host syncs: every 10 steps (divergence check, progress) and evals
-            if is_eval or step % 10 == 0:
+            stopping = bool(stop) and step < total_steps
+            save = step < total_steps and (
+                stopping
+                or (t.checkpoint_every and step % t.checkpoint_every == 0)
+                or (t.checkpoint_minutes and time.time() - last_ckpt >= 60 * t.checkpoint_minutes)
+            )
+            # host syncs only every 10 steps, at evals and before a checkpoint (never save a
+            # diverged state)
+            if is_eval or save or step % 10 == 0:
                 train_loss = (loss_sum / loss_count).item()
-                first_loss = first_loss or (curve[0]["train_loss"] if curve else train_loss)
                 if not math.isfinite(train_loss) or train_loss > t.diverge_factor * first_loss:
                     raise Diverged(f"training loss {train_loss:.4g} at step {step} (first {first_loss:.4g})")
                 bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
@@ -243,11 +347,12 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
                              "flops_6nd": point["flops"], "lr": lr * mult}, step=step)
                 if on_eval:
                     on_eval(point)
-            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < total_steps:
-                save_checkpoint(ckpt, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "rng_cpu": torch.get_rng_state(), "curve": list(curve),
-                })
+            if save:
+                checkpoint()
+                last_ckpt = time.time()
+                record["checkpoint_step"] = step  # where train.resume=true would continue
+            if stopping:
+                raise KeyboardInterrupt
         bar.close()
         elapsed = time.time() - t_loop
         tps = (tokens - tokens_at_start) / max(elapsed, 1e-9)
@@ -259,19 +364,20 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
             "tokens_per_s": tps,
             "mfu": fpt * tps / peak if peak else None,
         })
-        if ckpt.exists():
-            ckpt.unlink()
+        ckpt.unlink(missing_ok=True)
+        record.pop("checkpoint_step", None)
     except Diverged as e:
         record.update(status="diverged", error=str(e))
-    except torch.cuda.OutOfMemoryError as e:
-        record.update(status="oom", error=str(e).splitlines()[0])
     except KeyboardInterrupt:
-        record.update(status="interrupted", error=f"interrupted at step {step}")
-        _finish(record, cfg, start, tracker, exit_code=130)
-        raise
+        why = stop.get("signal", "KeyboardInterrupt")
+        record.update(status="interrupted", error=f"interrupted ({why}) at step {step}")
     except Exception as e:
-        record.update(status="failed", error=f"{type(e).__name__}: {e}")
-    _finish(record, cfg, start, tracker, exit_code=0 if record["status"] == "ok" else 1)
+        if is_oom(e):
+            record.update(status="oom", error=str(e).splitlines()[0] if str(e) else "CUDA out of memory")
+        else:
+            record.update(status="failed", error=f"{type(e).__name__}: {e}")
+    exit_code = {"ok": 0, "interrupted": 130}.get(record["status"], 1)
+    _finish(record, cfg, start, tracker, exit_code=exit_code)
     return record
 
 
