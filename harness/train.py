@@ -130,6 +130,9 @@ def is_oom(e: BaseException) -> bool:
 # last curve point and the first loss (the divergence reference). Resuming from it
 # reproduces the uninterrupted run exactly on CPU.
 
+CHECKPOINT_FORMAT = 1  # bump when the saved state changes; other checkpoints are not resumed
+
+
 def checkpoint_path(cfg: Any, rid: str) -> Path:
     return Path(cfg.results_dir) / cfg.sweep.name / "checkpoints" / f"{rid}.pt"
 
@@ -148,9 +151,6 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     return state
 
 
-CHECKPOINT_FORMAT = 1
-
-
 @contextmanager
 def deferred_stop():
     """While inside, SIGINT (and SIGTERM, when nobody else handles it) only ask the
@@ -165,7 +165,7 @@ def deferred_stop():
         print(f"\nharness: {request['signal']}: stopping after this step (checkpoint and record); "
               "send it again to stop now", file=sys.stderr, flush=True)
 
-    previous = {}
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
             if signal.getsignal(sig) is default:

@@ -99,6 +99,28 @@ def test_interrupt_then_resume_matches_uninterrupted_run_exactly(tiny_cfg, tmp_p
     assert not ckpt.exists()  # an ok run removes its checkpoint
 
 
+def test_time_based_checkpoints(tiny_cfg):
+    cfg = tiny_cfg(**{"train.checkpoint_minutes": 1e-9, "train.eval_every": 4})
+    seen = []
+
+    def look(point):
+        seen.append(load_checkpoint(checkpoint_path(cfg, records.run_id(to_container(cfg))), torch.device("cpu"))["step"])
+
+    assert train(cfg, on_eval=look)["status"] == "ok"
+    assert seen[:3] == [3, 7, 11]  # every step checkpoints; at an eval the last one is the step before
+    assert not checkpoint_path(cfg, records.run_id(to_container(cfg))).exists()
+
+
+@pytest.mark.skipif(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, reason="SIGTERM handled by the runner")
+def test_sigterm_stops_like_sigint(tiny_cfg):
+    cfg = tiny_cfg(**{"train.eval_every": 4})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, on_eval=lambda p: p["step"] == 8 and os.kill(os.getpid(), signal.SIGTERM))
+    rec = records.read_record(records.record_path(cfg.results_dir, "single", records.run_id(to_container(cfg))))
+    assert rec["status"] == "interrupted" and "SIGTERM" in rec["error"] and rec["checkpoint_step"] == 9
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
 def test_resume_keeps_the_divergence_reference(tiny_cfg, tmp_path, monkeypatch):
     """The first step's loss is the divergence reference, so it must survive a resume."""
     kw = {"train.eval_every": 20, "train.checkpoint_every": 15}
