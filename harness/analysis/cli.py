@@ -1,0 +1,97 @@
+"""``harness-fit``: fit a sweep's records or any CSV table.
+
+    harness-fit RESULTS_DIR [--out DIR]
+    harness-fit --csv FILE --n COL (--d COL | --c COL) --loss COL [--out DIR]
+
+Writes fit.json, figures/*.png and report.md (and runs.csv for records) into ``--out``
+(default: RESULTS_DIR, or ``./<csv stem>_fit`` for a CSV). Input problems print one
+line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from harness.analysis.errors import TableError
+from harness.analysis.pipeline import N_JOBS, N_RESAMPLES, SEED, fit_results_dir, fit_table
+from harness.analysis.table import from_csv
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness-fit", description="Fit scaling laws (Chinchilla, Kaplan, L(N), L(D), "
+                                "L(C), compute-optimal allocation, IsoFLOP) with bootstrap intervals.")
+    p.add_argument("results_dir", nargs="?", help="a sweep folder holding runs/*.json")
+    p.add_argument("--csv", help="fit this CSV table instead of run records")
+    p.add_argument("--n", help="CSV column with the parameter count N")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--d", help="CSV column with training tokens D")
+    g.add_argument("--c", help="CSV column with training compute C; then D = C / (6 N)")
+    p.add_argument("--loss", help="CSV column with the final loss")
+    p.add_argument("--id", dest="id_col", help="CSV column naming each row (default: row index)")
+    p.add_argument("--flop-budget", help="CSV column with an iso-FLOP group's budget (empty when none)")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+                   help="drop the K highest-loss rows first (Epoch's Chinchilla replication drops 5)")
+    p.add_argument("--out", help="output folder (default: RESULTS_DIR, or ./<csv stem>_fit)")
+    p.add_argument("--resamples", type=int, default=N_RESAMPLES, help=f"bootstrap resamples (default {N_RESAMPLES})")
+    p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
+    p.add_argument("--jobs", type=int, default=N_JOBS, help=f"bootstrap worker processes (default {N_JOBS})")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    return p
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+def _summary(res: dict) -> str:
+    f = res["fit"]
+    lines = [f"wrote {res['fit_json']}, {res['report']} and {len(res['figures'])} figures"]
+    ch = f["laws"]["chinchilla"]
+    if ch.get("params"):
+        p = ch["params"]
+        lines.append("chinchilla: " + ", ".join(f"{k}={v:.4g}" for k, v in p.items())
+                     + f" (R2 log {ch['r2_log']:.4f}, {ch['starts_agreeing']}/{ch['n_starts']} starts agree)")
+    co = f.get("compute_optimal")
+    if co:
+        ci = (co.get("ci95") or {}).get("a")
+        lines.append(f"compute-optimal a={co['a']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+    e = f.get("extrapolation") or {}
+    if e.get("rel_error") is not None:
+        lines.append(f"extrapolation to {len(e['held_out_runs'])} held-out runs: mean rel. error {e['rel_error']:.2%}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    if (args.results_dir is None) == (args.csv is None):
+        p.error("give either RESULTS_DIR or --csv FILE")
+    if args.csv and not (args.n and args.loss and (args.d or args.c)):
+        p.error("--csv needs --n COL, --loss COL and one of --d COL or --c COL")
+    if args.resamples < 0 or args.jobs < 1:
+        p.error("--resamples must be >= 0 and --jobs >= 1")
+    kw = dict(n_resamples=args.resamples, seed=args.seed, n_jobs=args.jobs, figures=not args.no_figures)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            if args.csv:
+                table = from_csv(args.csv, n=args.n, loss=args.loss, d=args.d, c=args.c,
+                                 drop_highest_loss=args.drop_highest_loss, id_col=args.id_col,
+                                 budget_col=args.flop_budget)
+                out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.csv).stem}_fit"
+                res = fit_table(table, out, **kw)
+            else:
+                if not Path(args.results_dir).is_dir():
+                    raise TableError(f"no such folder: {args.results_dir}")
+                res = fit_results_dir(args.results_dir, args.out, **kw)
+        except TableError as e:
+            print(f"harness-fit: error: {e}", file=sys.stderr)
+            return 2
+    print(_summary(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

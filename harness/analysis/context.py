@@ -1,0 +1,27 @@
+"""What a finished analysis holds: everything a figure or a report section may read.
+
+Figures (:mod:`harness.analysis.plots`) and report sections
+(:mod:`harness.analysis.report`) are functions of an :class:`Analysis`, so adding one
+means writing one function and appending it to a list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.analysis.fit import FitResult
+from harness.analysis.table import Table
+
+
+@dataclass
+class Analysis:
+    table: Table
+    fits: dict[str, FitResult | None]  # by law name; None when skipped
+    law_points: dict[str, dict]  # by law name: {"description", "ids", "x", "loss"} of the rows it used
+    frontier: dict  # compute frontier arrays (see harness.analysis.frontier.compute_frontier)
+    isoflop: dict | None
+    compute_optimal: dict | None
+    extrapolation: dict | None
+    warnings: list[str]
+    settings: dict
+    fit: dict = field(default_factory=dict)  # the fit.json content
+    figures: list[str] = field(default_factory=list)  # paths relative to the output folder

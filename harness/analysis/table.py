@@ -1,0 +1,176 @@
+"""The fit's input table, from run records or from any CSV.
+
+Conventions (stated again in fit.json and report.md):
+
+- Records: N = ``params_nonembedding`` (Kaplan's N), D = ``tokens`` (tokens actually
+  seen), C = ``flops_6nd`` (= 6 N D), loss = ``final_val_loss`` in nats per token.
+  Curve points use C = 6 * N * tokens-so-far and the held-out ``val_loss``. Runs whose
+  status is not ``ok`` are excluded and listed.
+- CSV: the columns the user names. With ``--c`` D = C / (6 N); with ``--d`` C = 6 N D.
+
+Every problem with the input raises :class:`TableError` with a one-line message.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from harness.analysis.errors import TableError
+
+MIN_ROWS = 6  # the Chinchilla law has 5 parameters
+
+
+@dataclass
+class Table:
+    """One row per run (or CSV row) that the fit uses."""
+
+    N: np.ndarray
+    D: np.ndarray
+    C: np.ndarray
+    loss: np.ndarray
+    ids: list  # run ids (records) or 0-based data-row indices (CSV)
+    budget: np.ndarray  # FLOP budget of an iso-FLOP group, NaN when none
+    curves: list[dict]  # per row: C, tokens, loss along the run, and D; points only in CSV mode
+    entropy_floor: list[float]  # distinct non-null floors of the data sources (nats/token)
+    conventions: dict[str, str]
+    source: dict[str, Any]
+    excluded: list[dict] = field(default_factory=list)  # [{run_id, status[, reason]}]
+    skipped_files: list[dict] = field(default_factory=list)  # [{file, reason}]
+    dropped: list[dict] = field(default_factory=list)  # rows the user asked to drop
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    @property
+    def X(self) -> np.ndarray:
+        """(n, 2) array of N, D for the two-variable laws."""
+        return np.column_stack([self.N, self.D])
+
+
+RECORD_CONVENTIONS = {
+    "N": "params_nonembedding",
+    "D": "tokens",
+    "C": "flops_6nd",
+    "loss": "final_val_loss",
+    "loss_units": "nats per token",
+    "C_definition": "6 * N * D",
+    "curve_C": "6 * params_nonembedding * tokens (curve points)",
+}
+
+
+def _num(v: Any) -> float:
+    if isinstance(v, bool) or v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _flop_budget(rec: dict) -> float:
+    data = (rec.get("config") or {}).get("data") or {}
+    return _num(data.get("flop_budget")) if isinstance(data, dict) else math.nan
+
+
+def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source: str = "") -> Table:
+    """The table of ``ok`` runs; other statuses go to ``excluded``."""
+    rows, curves, excluded, floors = [], [], [], set()
+    for rec in sorted(records, key=lambda r: str(r["run_id"])):
+        if rec.get("status") != "ok":
+            excluded.append({"run_id": rec["run_id"], "status": rec.get("status")})
+            continue
+        n, d, c, loss = (_num(rec.get(k)) for k in ("params_nonembedding", "tokens", "flops_6nd", "final_val_loss"))
+        if not all(math.isfinite(v) and v > 0 for v in (n, d, c, loss)):
+            excluded.append({"run_id": rec["run_id"], "status": "ok",
+                             "reason": "non-positive or non-finite N, D, C or final_val_loss"})
+            continue
+        rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec)))
+        tok, cl = [], []
+        for p in rec.get("curve") or []:
+            if not isinstance(p, dict):
+                continue
+            t, v = _num(p.get("tokens")), _num(p.get("val_loss"))
+            if math.isfinite(t) and math.isfinite(v) and t > 0 and v > 0:
+                tok.append(t), cl.append(v)
+        tok.append(d), cl.append(loss)  # the final evaluation is a curve point too
+        tok = np.asarray(tok)
+        curves.append({"id": rec["run_id"], "N": n, "D": d, "tokens": tok, "C": 6.0 * n * tok, "loss": np.asarray(cl)})
+        ef = _num(rec.get("entropy_floor"))
+        if math.isfinite(ef):
+            floors.add(ef)
+    skipped = [{"file": Path(p).name, "reason": str(why)} for p, why in problems]
+    if len(rows) < MIN_ROWS:
+        raise TableError(f"{len(rows)} usable ok runs{' in ' + source if source else ''}; "
+                         f"the fit needs at least {MIN_ROWS} ({len(excluded)} excluded, {len(skipped)} unreadable)")
+    ids, N, D, C, L, B = zip(*rows)
+    return Table(N=np.array(N), D=np.array(D), C=np.array(C), loss=np.array(L), ids=list(ids),
+                 budget=np.array(B), curves=curves, entropy_floor=sorted(floors),
+                 conventions=dict(RECORD_CONVENTIONS), source={"kind": "records", "n_records": len(rows) + len(excluded)},
+                 excluded=excluded, skipped_files=skipped)
+
+
+def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str | None = None,
+             drop_highest_loss: int = 0, id_col: str | None = None, budget_col: str | None = None) -> Table:
+    """A table from a CSV with the named columns (exactly one of ``d`` and ``c``)."""
+    import pandas as pd
+
+    path = Path(path)
+    if (d is None) == (c is None):
+        raise TableError("give exactly one of --d (tokens) and --c (compute) columns")
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise TableError(f"no such file: {path}") from None
+    except Exception as e:  # pandas raises many types for unreadable input
+        raise TableError(f"cannot read {path} as CSV: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    wanted = {"--n": n, "--loss": loss, ("--d" if d else "--c"): d or c}
+    if id_col:
+        wanted["--id"] = id_col
+    if budget_col:
+        wanted["--flop-budget"] = budget_col
+    missing = [f"{flag} {col!r}" for flag, col in wanted.items() if col not in df.columns]
+    if missing:
+        raise TableError(f"{path.name}: column {', '.join(missing)} not found; columns are {list(map(str, df.columns))}")
+    cols = {}
+    for flag, col in [("--n", n), ("--loss", loss), ("--d" if d else "--c", d or c)]:
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if len(bad):
+            raise TableError(f"{path.name}: column {col!r} has {len(bad)} missing or non-numeric values "
+                             f"(first on line {bad[0] + 2}: {df[col].iloc[bad[0]]!r})")
+        bad = np.flatnonzero(v <= 0)
+        if len(bad):
+            raise TableError(f"{path.name}: column {col!r} has {len(bad)} non-positive values "
+                             f"(first on line {bad[0] + 2}: {v[bad[0]]:g}); N, D, C and loss must be > 0")
+        cols[flag] = v
+    N, L = cols["--n"], cols["--loss"]
+    if d:
+        D = cols["--d"]
+        C = 6.0 * N * D
+    else:
+        C = cols["--c"]
+        D = C / (6.0 * N)
+    budget = (pd.to_numeric(df[budget_col], errors="coerce").to_numpy(dtype=float)
+              if budget_col else np.full(len(N), np.nan))
+    ids = [str(v) for v in df[id_col]] if id_col else list(range(len(N)))
+    keep = np.arange(len(N))
+    dropped = []
+    if drop_highest_loss:
+        if drop_highest_loss < 0:
+            raise TableError("--drop-highest-loss must be >= 0")
+        order = np.lexsort((np.arange(len(L)), -L))  # highest loss first, ties by row
+        drop = np.sort(order[:drop_highest_loss])
+        dropped = [{"row": ids[i], "loss": float(L[i]), "reason": "highest loss"} for i in drop]
+        keep = np.setdiff1d(keep, drop)
+    if len(keep) < MIN_ROWS:
+        raise TableError(f"{path.name}: {len(keep)} usable rows; the fit needs at least {MIN_ROWS}")
+    curves = [{"id": ids[i], "N": N[i], "D": D[i], "C": np.array([C[i]]), "loss": np.array([L[i]])} for i in keep]
+    conv = {"N": n, "D": d if d else f"{c} / (6 * {n})", "C": f"6 * {n} * {d}" if d else c, "loss": loss,
+            "loss_units": "as given (nats per token for language models)", "C_definition": "6 * N * D"}
+    return Table(N=N[keep], D=D[keep], C=C[keep], loss=L[keep], ids=[ids[i] for i in keep], budget=budget[keep],
+                 curves=curves, entropy_floor=[], conventions=conv,
+                 source={"kind": "csv", "file": path.name, "n_rows": int(len(N))}, dropped=dropped)
