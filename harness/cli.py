@@ -30,7 +30,12 @@ def _train_app(cfg: DictConfig) -> None:
         validate(cfg)
     except ConfigError as e:
         _fail("harness-train", e)
-    record = train(cfg)
+    try:
+        record = train(cfg)
+    except KeyboardInterrupt:
+        print("harness-train: interrupted; the record says so and keeps the partial curve "
+              "(train.resume=true continues from the checkpoint)", file=sys.stderr)
+        sys.exit(130)
     path = record_path(cfg.results_dir, cfg.sweep.name, record["run_id"])
     if record["status"] != "ok":
         print(f"harness-train: run {record['run_id']} {record['status']}: {record.get('error')} (record: {path})",

@@ -74,6 +74,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0 disables
     checkpoint_minutes: float = 0.0  # also checkpoint when this many minutes passed; 0 disables
     resume: bool = False
+    # WSD data ladders (Hägele et al. 2024): the token budgets D of sibling runs that
+    # differ from this one only in data.tokens. A run passing a sibling's cooldown start
+    # saves its state there, and a sibling finding that state starts from it.
+    branch_tokens: list = field(default_factory=list)
     progress: bool = True
 
 
@@ -183,6 +187,12 @@ def validate(cfg: Any) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("train.device=cuda but no CUDA device is available; use auto or cpu")
+    if t.branch_tokens:
+        if t.schedule != "wsd" or t.warmup < 1:
+            raise ConfigError("train.branch_tokens needs train.schedule=wsd and train.warmup in steps (>= 1), "
+                              "so that runs of different D share their stable phase")
+        if any(not isinstance(v, int) or v < 1 for v in t.branch_tokens):
+            raise ConfigError(f"train.branch_tokens={list(t.branch_tokens)} must be positive token counts")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     SOURCES[d.source].validate(cfg)
 

@@ -29,6 +29,7 @@ NON_SEMANTIC = {
     "train.checkpoint_every",
     "train.checkpoint_minutes",
     "train.resume",
+    "train.branch_tokens",
     "data.cache_dir",
     "sweep.fit",
 }

@@ -159,6 +159,11 @@ def finish_sweep(cfg: Any) -> dict:
         f"({t['skipped']} of {t['total']} skipped as already done)"
     )
     recs, _ = records.load_records(out)
+    shared = sum(r.get("tokens_shared", 0) for r in recs)
+    if shared:
+        total = sum(r.get("tokens", 0) for r in recs)
+        print(f"[{sweep}] WSD branching: {shared:,} of {total:,} training tokens came from a sibling's "
+              f"stable phase, so the sweep trained {1 - shared / total:.0%} of the tokens independent runs need")
     records.write_runs_csv(recs, out / "runs.csv")
     print(f"[{sweep}] wrote {out / 'runs.csv'} ({len(recs)} records)")
     if not cfg.sweep.fit:

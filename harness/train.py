@@ -36,6 +36,7 @@ from harness import records
 from harness.config import resolve_lr, to_container
 from harness.data import build_data
 from harness.model import GPT, GPTConfig, flops_per_token, param_counts
+from harness.probes import evaluate_probes
 from harness.schedule import lr_multiplier, warmup_steps
 from harness.tracking import Tracker
 
@@ -131,6 +132,22 @@ def is_oom(e: BaseException) -> bool:
 # reproduces the uninterrupted run exactly on CPU.
 
 CHECKPOINT_FORMAT = 1  # bump when the saved state changes; other checkpoints are not resumed
+
+
+def family_id(config: dict) -> str:
+    """The run id with the token budget left out: runs of one family differ only in D."""
+    base = {k: v for k, v in config.items()}
+    base["data"] = {k: v for k, v in config["data"].items() if k not in ("tokens", "flop_budget")}
+    return records.run_id(base)
+
+
+def wsd_cooldown_start(total_steps: int, cooldown: float) -> int:
+    """The step at which a WSD run of ``total_steps`` leaves its stable phase."""
+    return total_steps - round(cooldown * total_steps)
+
+
+def branch_path(cfg: Any, family: str, step: int) -> Path:
+    return Path(cfg.results_dir) / cfg.sweep.name / "branches" / f"{family}_{step}.pt"
 
 
 def checkpoint_path(cfg: Any, rid: str) -> Path:
@@ -273,6 +290,37 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
                 curve.clear()
                 start = time.time()
                 record["checkpoint_error"] = f"{ckpt.name}: {type(e).__name__}"
+        # WSD data ladder: steps before this run's cooldown are the same in every sibling
+        # (same data prefix, same lr), so start from a sibling's saved state if there is one.
+        family = family_id(config)
+        branch_steps: set[int] = set()
+        if t.branch_tokens:
+            branch_steps = {wsd_cooldown_start(max(1, math.ceil(int(d) / batch_tokens)), t.cooldown)
+                            for d in t.branch_tokens}
+            own_start = wsd_cooldown_start(total_steps, t.cooldown)
+            branch_steps = {s for s in branch_steps if 0 < s < own_start}
+            shared = branch_path(cfg, family, own_start)
+            if step == 0 and own_start > 0 and shared.exists():
+                try:
+                    state = load_checkpoint(shared, device)
+                    model.load_state_dict(state["model"])
+                    optimizer.load_state_dict(state["optimizer"])
+                    torch.set_rng_state(state["rng_cpu"].cpu())
+                    step = int(state["step"])
+                    curve.extend(state["curve"])
+                    loss_sum = state["loss_sum"].to(device)
+                    loss_count = int(state["loss_count"])
+                    first_loss = state["first_loss"]
+                    record["branched_from_step"] = step
+                    record["tokens_shared"] = step * batch_tokens
+                except Exception as e:
+                    warnings.warn(f"ignoring unusable branch state {shared}: {type(e).__name__}: {e}")
+                    model, optimizer = build()
+                    step, first_loss, loss_count = 0, None, 0
+                    loss_sum = torch.zeros((), device=device)
+                    curve.clear()
+                    record.pop("branched_from_step", None)
+                    record.pop("tokens_shared", None)
         step_fn = torch.compile(model) if t.compile else model
 
         tracker = Tracker(
@@ -280,8 +328,8 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             directory=Path(cfg.results_dir) / cfg.sweep.name, resume_id=wandb_id,
         )
 
-        def checkpoint() -> None:
-            save_checkpoint(ckpt, {
+        def checkpoint(path: Path = ckpt) -> None:
+            save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT, "step": step,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
@@ -293,6 +341,7 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
         eval_every = t.eval_every or max(total_steps // 10, 1)
         warm = warmup_steps(t.warmup, total_steps)
         tokens_at_start = step * batch_tokens
+        probe_time = 0.0
         t_loop = last_ckpt = time.time()
 
         from tqdm.auto import tqdm
@@ -320,6 +369,7 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
 
             is_eval = step % eval_every == 0 or step == total_steps
             stopping = bool(stop) and step < total_steps
+            share = step in branch_steps
             save = step < total_steps and (
                 stopping
                 or (t.checkpoint_every and step % t.checkpoint_every == 0)
@@ -327,7 +377,7 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             )
             # host syncs only every 10 steps, at evals and before a checkpoint (never save a
             # diverged state)
-            if is_eval or save or step % 10 == 0:
+            if is_eval or save or share or step % 10 == 0:
                 train_loss = (loss_sum / loss_count).item()
                 if not math.isfinite(train_loss) or train_loss > t.diverge_factor * first_loss:
                     raise Diverged(f"training loss {train_loss:.4g} at step {step} (first {first_loss:.4g})")
@@ -340,6 +390,10 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
                 point = {"step": step, "tokens": step * batch_tokens,
                          "flops": 6.0 * n_nonemb * step * batch_tokens,
                          "train_loss": train_loss, "val_loss": val_loss}
+                if data.probe is not None:
+                    t_probe = time.time()
+                    point["probes"] = evaluate_probes(model, data.probe, t.batch_size, device, autocast)
+                    probe_time += time.time() - t_probe
                 curve.append(point)
                 loss_sum.zero_()
                 loss_count = 0
@@ -347,6 +401,8 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
                              "flops_6nd": point["flops"], "lr": lr * mult}, step=step)
                 if on_eval:
                     on_eval(point)
+            if share:
+                checkpoint(branch_path(cfg, family, step))
             if save:
                 checkpoint()
                 last_ckpt = time.time()
@@ -364,6 +420,12 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             "tokens_per_s": tps,
             "mfu": fpt * tps / peak if peak else None,
         })
+        if data.probe is not None:
+            record["probes"] = {
+                "kind": data.probe.kind, "buckets": data.probe.names, "mass": data.probe.mass,
+                "final": curve[-1].get("probes"), "time_s": probe_time,
+                "time_fraction": probe_time / max(elapsed, 1e-9),
+            }
         ckpt.unlink(missing_ok=True)
         record.pop("checkpoint_step", None)
     except Diverged as e:
