@@ -22,7 +22,8 @@ from harness.analysis.errors import AnalysisWarning
 from harness.analysis.extrapolation import holdout_check
 from harness.analysis.fit import (BOOT_RATIO, HUBER_DELTA, LBFGSB_OPTIONS, N_STARTS,
                                   FitResult, bootstrap, fit_law)
-from harness.analysis.frontier import BINS_PER_DECADE, CURVE_MIN_FRACTION, compute_frontier, envelope_by
+from harness.analysis.frontier import (BINS_PER_DECADE, CURVE_MIN_FRACTION, compute_frontier, envelope_by,
+                                       group_values)
 from harness.analysis.isoflop import fit_isoflop
 from harness.analysis.laws import CHINCHILLA, KAPLAN, L_C, L_D, L_N, Law
 from harness.analysis.table import Table, from_records
@@ -96,6 +97,11 @@ def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jo
     if table.excluded:
         _note(msgs, f"excluded {len(table.excluded)} runs that are not usable: "
                     + ", ".join(f"{e['run_id']} ({e.get('reason', e['status'])})" for e in table.excluded))
+    for col, what in ((table.N, "model sizes N"), (table.D, "token counts D")):
+        k = int(group_values(col).max()) + 1
+        if k < 3:
+            _note(msgs, f"only {k} distinct {what}: the two-variable laws cannot separate that term "
+                        f"from E, so their parameters and intervals for it are not meaningful")
     fits: dict[str, FitResult | None] = {}
     points: dict[str, dict] = {}
     X = table.X

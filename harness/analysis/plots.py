@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from harness.analysis.compute_optimal import optimal_nd
 from harness.analysis.context import Analysis
@@ -67,9 +68,15 @@ def _fmt(p: dict, names: tuple[str, ...]) -> str:
     return ", ".join(f"{k}={p[k]:.3g}" for k in names)
 
 
+_PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
+
+
 def _loglog(ax, xlabel: str, ylabel: str = "loss (nats/token)") -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if ylabel.startswith("loss"):  # losses span less than a decade: label them plainly
+        ax.yaxis.set_major_formatter(_PLAIN)
+        ax.yaxis.set_minor_formatter(_PLAIN)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.2)

@@ -15,6 +15,7 @@ from harness.analysis.context import Analysis
 
 SectionFn = Callable[[Analysis], "str | None"]
 SECTIONS: list[SectionFn] = []
+MAX_ROWS = 25  # longer per-run tables are left to fit.json
 
 
 def section(fn: SectionFn) -> SectionFn:
@@ -84,6 +85,11 @@ def laws(a: Analysis) -> str:
         out.append(f"R² (log loss) = {_v(law['r2_log'])}; Huber objective = {_v(law['objective'])}; "
                    f"{law['starts_agreeing']} of {law['n_starts']} starts reached the same optimum; "
                    f"{law['bootstrap_resamples']} bootstrap refits.")
+        wide = [k for k, ci in (law.get("ci95") or {}).items()
+                if ci and ci[0] is not None and ci[1] is not None and ci[0] > 0 and ci[1] / ci[0] > 100]
+        if wide:
+            out.append(f"The intervals of {', '.join(wide)} span more than a factor of 100: these points do not "
+                       f"pin {'them' if len(wide) > 1 else 'it'} down.")
     return "\n\n".join(out)
 
 
@@ -162,9 +168,12 @@ def extrapolation(a: Analysis) -> str | None:
         out.append(f"Skipped: {e['skipped']}.")
         return "\n\n".join(out)
     out.append(f"Mean relative error predicting the held-out runs: **{e['rel_error']:.2%}** (max {e['max_rel_error']:.2%}).")
+    runs = sorted(e["runs"], key=lambda r: -r["C"])
     out.append(_table(["run", "N", "D", "C", "observed", "predicted", "rel. error"],
                       [[r["id"], _v(r["N"]), _v(r["D"]), _v(r["C"]), _v(r["observed"]), _v(r["predicted"]),
-                        f"{r['rel_error']:.2%}"] for r in e["runs"]]))
+                        f"{r['rel_error']:.2%}"] for r in runs[:MAX_ROWS]]))
+    if len(runs) > MAX_ROWS:
+        out.append(f"({len(runs) - MAX_ROWS} more held-out runs in fit.json.)")
     return "\n\n".join(out)
 
 
