@@ -155,3 +155,26 @@ def test_missing_csv_file_is_one_line(tmp_path, capsys):
     rc = main(["--csv", str(tmp_path / "nope.csv"), "--n", "a", "--c", "b", "--loss", "c"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "nope.csv" in err
+
+
+def test_isoflop_optimum_outside_range_is_warned_everywhere(tmp_path, capsys):
+    """Two budgets from --flop-budget; one is sampled only above its optimum."""
+    rows = []
+    for C, span in ((1e12, (0.25, 4.0)), (1e11, (4.0, 64.0))):
+        n_star = optimal_nd(C, TRUE["A"], TRUE["B"], TRUE["alpha"], TRUE["beta"])[0]
+        for n in n_star * np.geomspace(*span, 5):
+            rows.append({"N": n, "C": C, "loss": _loss(n, C / (6 * n)), "budget": C})
+    path = tmp_path / "iso.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "o"
+    rc = main(["--csv", str(path), "--n", "N", "--c", "C", "--loss", "loss", "--flop-budget", "budget",
+               "--out", str(out), "--resamples", "5", "--jobs", "1", "--no-figures"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "warning:" in err and "outside the sampled range" in err
+    fit = json.loads((out / "fit.json").read_text())
+    budgets = {b["C"]: b for b in fit["isoflop"]["budgets"]}
+    assert budgets[1e11]["in_range"] is False and budgets[1e12]["in_range"] is True
+    assert any("outside the sampled range" in w for w in fit["isoflop"]["warnings"])
+    assert any("outside the sampled range" in w for w in fit["warnings"])
+    assert "outside the sampled range" in (out / "report.md").read_text()

@@ -12,7 +12,7 @@ from harness.analysis.fit import bootstrap, fit_law
 from harness.analysis.laws import CHINCHILLA
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
-DRAWS, RESAMPLES, SIGMA = 24, 100, 0.02
+DRAWS, RESAMPLES, SIGMA = 30, 100, 0.02
 
 
 def _one_draw(seed: int) -> list[bool]:
