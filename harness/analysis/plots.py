@@ -42,6 +42,9 @@ def make_figures(a: Analysis, folder: Path) -> list[Path]:
         if made is None:
             continue
         name, fig = made
+        for ax in fig.axes:
+            if ax.yaxis.get_major_formatter() is _PLAIN:
+                _loss_ticks(ax)
         path = folder / name
         fig.savefig(path, dpi=DPI, metadata={"Software": None})
         paths.append(path)
@@ -71,12 +74,21 @@ def _fmt(p: dict, names: tuple[str, ...]) -> str:
 _PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 
 
+def _loss_ticks(ax, n: int = 7) -> None:
+    """About ``n`` plainly labelled ticks on a log loss axis (a log axis spanning less
+    than a decade otherwise gets one or two labels)."""
+    lo, hi = ax.get_ylim()
+    ticks = sorted({float(f"{v:.2g}") for v in np.geomspace(lo, hi, n + 2)[1:-1]})
+    ax.set_yticks(ticks)
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_ylim(lo, hi)
+
+
 def _loglog(ax, xlabel: str, ylabel: str = "loss (nats/token)") -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
-    if ylabel.startswith("loss"):  # losses span less than a decade: label them plainly
+    if ylabel.startswith("loss"):  # ticks placed by _loss_ticks once the data are drawn
         ax.yaxis.set_major_formatter(_PLAIN)
-        ax.yaxis.set_minor_formatter(_PLAIN)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.2)
@@ -134,16 +146,18 @@ def loss_vs_data_by_size(a: Analysis):
     ax = fig.subplots()
     norm, sm = _size_colors(t.N)
     labels = group_values(t.N, rtol=0.01)
+    sizes = np.array([float(np.median(t.N[labels == g])) for g in range(labels.max() + 1)])
+    ax.scatter(t.D, t.loss, c=t.N, cmap="viridis", norm=norm, s=16)
+    # One fitted line per model size while that stays readable, else at 8 sizes
+    # spread evenly in log N (the legend says which).
+    lines = sizes if len(sizes) <= 12 else np.unique(sizes[np.abs(np.log(sizes)[:, None] - np.linspace(
+        np.log(sizes.min()), np.log(sizes.max()), 8)[None, :]).argmin(axis=0)])
     ds = _span(t.D)
-    for g in range(labels.max() + 1):
-        idx = labels == g
-        n = float(np.median(t.N[idx]))
-        col = sm.to_rgba(n)
-        ax.plot(t.D[idx], t.loss[idx], "o", color=col, ms=4)
-        if f is not None and labels.max() < 40:  # one line per size while that stays readable
-            ax.plot(ds, f.predict(np.column_stack([np.full_like(ds, n), ds])), "-", color=col, lw=1)
     if f is not None:
-        ax.plot([], [], "k-", lw=1, label="Chinchilla fit: " + _fmt(f.params, f.law.names))
+        for n in lines:
+            ax.plot(ds, f.predict(np.column_stack([np.full_like(ds, n), ds])), "-", color=sm.to_rgba(n), lw=1)
+        which = "every size" if len(lines) == len(sizes) else f"{len(lines)} of {len(sizes)} sizes"
+        ax.plot([], [], "k-", lw=1, label=f"Chinchilla fit ({which}): " + _fmt(f.params, f.law.names))
     _floor(ax, a)
     _loglog(ax, "tokens D")
     ax.set_title("L(N, D): final loss by model size")
