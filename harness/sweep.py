@@ -174,12 +174,12 @@ def finish_sweep(cfg: Any) -> dict:
         print(f"[{sweep}] fit skipped: {e}")
         return t
     try:
-        fit, figures = fit_results_dir(out)
-    except Exception as e:  # a failed fit must not lose the sweep's records
-        print(f"[{sweep}] fit failed: {type(e).__name__}: {e}", file=sys.stderr)
+        result = fit_results_dir(out)
+    except Exception as e:  # too few runs, or a failed fit, must not lose the sweep's records
+        print(f"[{sweep}] fit skipped: {type(e).__name__}: {e}", file=sys.stderr)
         return t
     print(f"[{sweep}] fit, figures and report in {out}")
-    log_analysis(cfg, fit, figures)
+    log_analysis(cfg, result["fit"], [Path(p) for p in result["figures"]])
     return t
 
 
