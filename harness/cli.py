@@ -90,5 +90,12 @@ def sweep_main() -> None:
         _fail("harness-sweep", e)
     axes = ", ".join(f"{k} ({len(v)})" for k, v in info["axes"].items()) or "none"
     print(f"[{info['sweep']}] {info['total']} runs over {axes}; {info['already_done']} already done and will be skipped")
+    first = info["configs"][0]
+    if first.sweep.pack > 0:  # packed runs replace Hydra's one-job-per-run launch
+        from harness.sweep import finish_sweep, run_packs
+
+        run_packs(info["configs"], first.sweep.pack)
+        finish_sweep(first)
+        return
     sys.argv = [sys.argv[0], "--multirun", *args]
     _sweep_app()

@@ -93,6 +93,7 @@ class WandbConfig:
 class SweepConfig:
     name: str = "single"
     fit: bool = True  # fit and plot when the sweep ends
+    pack: int = 0  # >0: train up to this many same-shape runs together as one batched model
 
 
 @dataclass

@@ -32,6 +32,7 @@ NON_SEMANTIC = {
     "train.branch_tokens",
     "data.cache_dir",
     "sweep.fit",
+    "sweep.pack",
 }
 NON_SEMANTIC_GROUPS = {"wandb", "results_dir"}
 

@@ -65,7 +65,7 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
         base = compose("config", overrides=fixed, return_hydra_config=True)
         fixed, axes = grid_axes(dict(base.hydra.sweeper.params or {}), overrides)
         keys = list(axes)
-        run_ids, points = [], []
+        run_ids, points, configs = [], [], []
         for values in itertools.product(*(axes[k] for k in keys)):
             point = [f"{k}={v}" for k, v in zip(keys, values)]
             cfg = compose("config", overrides=fixed + point)
@@ -75,6 +75,7 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
                 raise ConfigError(f"{e} (grid point: {' '.join(point)})") from None
             run_ids.append(records.run_id(to_container(cfg)))
             points.append(point)
+            configs.append(cfg)
         sweep_name, results_dir = cfg.sweep.name, cfg.results_dir
     done = {
         rid for rid in run_ids
@@ -85,7 +86,30 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
         "points": points, "already_done": len(done), "started": time.time(), "axes": axes,
     }
     records.atomic_write_text(plan_path(results_dir, sweep_name), json.dumps(info, indent=1))
-    return info
+    return {**info, "configs": configs}
+
+
+def run_packs(configs: list, pack: int) -> None:
+    """``sweep.pack=K``: instead of one Hydra job per run, train the unfinished runs in
+    packs of up to K runs of one shape (harness.packed), shortest first within a shape.
+    Packed runs write the same records (same run ids) as unpacked ones."""
+    from harness.packed import pack_key, train_packed
+    from harness.train import planned_tokens
+
+    todo = [c for c in configs
+            if _status(records.record_path(c.results_dir, c.sweep.name, records.run_id(to_container(c)))) != "ok"]
+    groups: dict[tuple, list] = {}
+    for c in todo:
+        groups.setdefault(pack_key(c), []).append(c)
+    for group in groups.values():
+        group.sort(key=planned_tokens)
+        for i in range(0, len(group), pack):
+            chunk = group[i : i + pack]
+            for rec in train_packed(chunk):
+                loss = rec.get("final_val_loss")
+                print(f"[{rec['sweep']}] {rec['run_id']}: {rec['status']}"
+                      + (f", val loss {loss:.4f}" if loss is not None else f" ({rec.get('error')})"))
+            print(progress_line(chunk[0].results_dir, chunk[0].sweep.name))
 
 
 def _status(path: Path) -> str | None:

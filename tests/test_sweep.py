@@ -91,3 +91,18 @@ def test_sigkill_mid_sweep_then_rerun_finishes_with_no_corrupt_record(tmp_path):
     assert len(recs) == 4 and not problems
     assert all(r["status"] == "ok" for r in recs)
     assert f"{done_before} already done" in out.stdout
+
+
+def test_packed_sweep_writes_the_same_run_ids_as_unpacked(tmp_path):
+    grid = ("model.width=16", "data.tokens=8192", "train.seed=0,1,2")
+    packed = run_sweep(tmp_path / "p", "sweep.pack=4", *grid)
+    assert packed.returncode == 0, packed.stderr[-2000:]
+    plain = run_sweep(tmp_path / "u", *grid)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    a, _ = records.load_records(tmp_path / "p" / "tiny")
+    b, _ = records.load_records(tmp_path / "u" / "tiny")
+    assert sorted(r["run_id"] for r in a) == sorted(r["run_id"] for r in b)
+    assert len(a) == 3 and all(r.get("packed") for r in a)
+    loss = {r["run_id"]: r["final_val_loss"] for r in b}
+    for r in a:
+        assert r["final_val_loss"] == pytest.approx(loss[r["run_id"]], rel=1e-4)
