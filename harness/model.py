@@ -23,8 +23,13 @@ with width multiplier m = width / base_width:
 - readout: logits multiplied by 1/m; its weight keeps lr unchanged. With tied
   embeddings the shared matrix is treated as an embedding (σ, lr), and the 1/m
   readout multiplier still applies (mup's MuSharedReadout does the same);
-- attention logits scaled by 1/d_head instead of 1/√d_head.
+- attention logits scaled by 1/d_head instead of 1/√d_head;
+- biases and LayerNorm gains: lr unchanged. Weight decay is AdamW's lr·wd per step,
+  so hidden matrices decay at (lr/m)·wd (mup's MuAdam would multiply their wd by m;
+  at the lr_transfer sweep's run lengths wd=0 vs 0.1 made no measurable difference).
 At m = 1 μP differs from SP only in the attention scale. Under SP nothing changes.
+Checked by the coordinate check (:mod:`harness.coord_check`, ``tests/test_mup.py``):
+under μP every layer's activation change after a few Adam steps is flat in width.
 """
 from __future__ import annotations
 

@@ -89,3 +89,28 @@ def test_mup_run_at_width_128_with_base_32_trains(tiny_cfg):
     first, last = record["curve"][0]["val_loss"], record["final_val_loss"]
     assert last < first < math.log(32) + 0.1
     assert last < math.log(32) - 0.3  # well below the uniform guess over the 32-token vocab
+
+
+def test_committed_lr_transfer_records_show_mup_transfer():
+    """results/lr_transfer (harness-sweep sweep=lr_transfer): under μP the best lr moves at
+    most one grid step (x2) across >= 4 widths; under SP it moves more."""
+    from pathlib import Path
+
+    from harness.records import load_records
+
+    folder = Path(__file__).resolve().parent.parent / "results" / "lr_transfer"
+    if not (folder / "runs").is_dir():
+        pytest.skip("results/lr_transfer is not committed")
+    best: dict = {}
+    records = [r for r in load_records(folder)[0] if not isinstance(r["config"]["train"]["lr"], str)]
+    grid = sorted({float(r["config"]["train"]["lr"]) for r in records})
+    for r in records:
+        if r["status"] != "ok":
+            continue
+        key = (r["config"]["model"]["parametrization"], r["config"]["model"]["width"])
+        if key not in best or r["final_val_loss"] < best[key][1]:
+            best[key] = (grid.index(float(r["config"]["train"]["lr"])), r["final_val_loss"])
+    steps = {p: [s for (q, _), (s, _) in sorted(best.items()) if q == p] for p in ("mup", "sp")}
+    assert len(steps["mup"]) >= 4 and len(steps["sp"]) >= 4
+    assert max(steps["mup"]) - min(steps["mup"]) <= 1, steps
+    assert max(steps["sp"]) - min(steps["sp"]) >= 2, steps
