@@ -39,7 +39,8 @@ def bench_config(width: int, depth: int, args: argparse.Namespace, threads: int,
         "model.width": width, "model.depth": depth, "model.heads": max(1, width // args.head_dim),
         "model.context": args.context, "train.batch_size": args.batch_size,
         "data.tokens": steps * args.batch_size * args.context,
-        "data.eval_tokens": args.context, "train.eval_every": steps, "train.progress": False,
+        "data.eval_tokens": args.context, "data.probe_records": 0,
+        "train.eval_every": steps, "train.progress": False,
         "train.device": args.device, "train.precision": args.precision, "train.compile": args.compile,
         "train.threads": threads, "wandb.mode": "disabled", "results_dir": results_dir,
         "sweep.name": "bench", "train.warmup": 0,
@@ -72,7 +73,8 @@ def run_shape(width: int, depth: int, args, threads: int, results_dir: str) -> d
 
 
 def minimal_loop(width: int, depth: int, args, threads: int) -> float:
-    """tokens/s of a bare loop on random tokens: the floor the harness is compared to."""
+    """tokens/s of a bare nanoGPT-style loop on random tokens: set the lr, forward,
+    backward, clip the gradient norm at 1, AdamW step. What the harness is compared to."""
     from harness.model import GPT, GPTConfig
 
     if threads:
@@ -83,41 +85,39 @@ def minimal_loop(width: int, depth: int, args, threads: int) -> float:
                           context=args.context)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
     data = torch.randint(0, 128, (args.steps, args.batch_size, args.context + 1), device=device)
-    t0 = None
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.time()  # every step timed, warm-up included, as the harness loop's tokens/s is
     for i in range(args.steps):
-        if i == min(5, args.steps - 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.time()
+        for g in opt.param_groups:
+            g["lr"] = 1e-3 * min(1.0, (i + 1) / 10)
         _, loss = model(data[i, :, :-1], data[i, :, 1:])
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    timed = args.steps - min(5, args.steps - 1)
-    return timed * args.batch_size * args.context / (time.time() - t0)
+    return args.steps * args.batch_size * args.context / (time.time() - t0)
 
 
 def _parallel_worker(job):
     width, depth, args, rd = job
-    os.environ["OMP_NUM_THREADS"] = "1"
     return run_shape(width, depth, args, 1, rd)["tokens_per_s"]
 
 
 def sweep_throughput(width: int, depth: int, args, k: int, results_dir: str) -> dict:
-    """Aggregate tokens/s of k runs: sequential (default threads) vs k single-thread processes."""
-    t0 = time.time()
-    for i in range(k):
-        run_shape(width, depth, args, 0, f"{results_dir}/seq{i}")
-    seq = k * args.steps * args.batch_size * args.context / (time.time() - t0)
-    ctx = mp.get_context("spawn")
-    t0 = time.time()
-    with ctx.Pool(k) as pool:
-        pool.map(_parallel_worker, [(width, depth, args, f"{results_dir}/par{i}") for i in range(k)])
-    par = k * args.steps * args.batch_size * args.context / (time.time() - t0)
+    """Aggregate training tokens/s of k equal runs: one after another in one process with
+    torch's default threads (the harmonic mean of their loop rates) vs k single-thread
+    processes at once (the sum of their loop rates). Process start-up is left out of both:
+    a sweep pays it once per job either way."""
+    seq_rates = [run_shape(width, depth, args, 0, f"{results_dir}/seq{i}")["tokens_per_s"] for i in range(k)]
+    seq = k / sum(1 / r for r in seq_rates)
+    with mp.get_context("spawn").Pool(k) as pool:
+        par_rates = pool.map(_parallel_worker, [(width, depth, args, f"{results_dir}/par{i}") for i in range(k)])
+    par = sum(par_rates)
     return {"shape": f"{width}x{depth}", "runs": k, "sequential_tokens_per_s": seq,
-            "parallel_tokens_per_s": par, "speedup": par / seq}
+            "parallel_tokens_per_s": par, "speedup": par / seq, "torch_default_threads": torch.get_num_threads()}
 
 
 def sampler_throughput(batch_size: int = 512, context: int = 256, n: int = 200) -> dict:
