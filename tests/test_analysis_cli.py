@@ -178,3 +178,20 @@ def test_isoflop_optimum_outside_range_is_warned_everywhere(tmp_path, capsys):
     assert any("outside the sampled range" in w for w in fit["isoflop"]["warnings"])
     assert any("outside the sampled range" in w for w in fit["warnings"])
     assert "outside the sampled range" in (out / "report.md").read_text()
+
+
+def test_unidentified_two_variable_laws_are_not_bootstrapped(tmp_path):
+    """A width ladder (one D): the two-variable laws are fitted but not bootstrapped
+    (their refits wander along the unidentified direction for minutes), the one-variable
+    L(N) is, and fit.json and the report say so."""
+    rng = np.random.default_rng(3)
+    for N in np.geomspace(1e4, 1e6, 6):
+        write_record(_record(N, 1e7, rng=rng), tmp_path)
+    with pytest.warns(UserWarning, match="no bootstrap intervals"):
+        res = fit_results_dir(tmp_path / "toy", tmp_path / "out", n_resamples=20, n_jobs=1, figures=False)
+    laws = res["fit"]["laws"]
+    for name in ("chinchilla", "kaplan"):
+        assert laws[name]["params"] is not None and laws[name]["ci95"] is None
+        assert laws[name]["bootstrap_resamples"] == 0 and "1 distinct token counts D" in laws[name]["bootstrap_skipped"]
+    assert laws["L_N"]["bootstrap_resamples"] == 20 and "bootstrap_skipped" not in laws["L_N"]
+    assert "no bootstrap intervals: only 1 distinct token counts D" in res["report"].read_text()

@@ -10,7 +10,8 @@ from scipy.optimize import minimize_scalar, nnls
 
 from harness.analysis import compute_optimal as co
 from harness.analysis.errors import AnalysisWarning
-from harness.analysis.fit import bootstrap, fit_law, huber, local_minima, nnls_small, objective
+from harness.analysis.fit import (Grid, Objective, bootstrap, bootstrap_all, fit_law, huber, local_minima,
+                                  nnls_small, objective)
 from harness.analysis.frontier import best_per_value, compute_frontier, envelope_by, lower_envelope, thin_log
 from harness.analysis.isoflop import fit_isoflop, parabola_vertex
 from harness.analysis.laws import CHINCHILLA, KAPLAN, L_N
@@ -60,6 +61,24 @@ def test_gradients_match_finite_differences(law, theta):
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("law,theta", [
+    (CHINCHILLA, np.array([np.log(480), np.log(2100), np.log(1.8), 0.35, 0.37])),
+    (KAPLAN, np.array([np.log(6.4e13), np.log(1.8e13), 0.076, 0.103])),
+    (L_N, np.array([np.log(300), np.log(1.7), 0.3])),
+])
+@pytest.mark.parametrize("delta", [1e-3, 0.05, 10.0])
+def test_fast_objective_matches_the_reference(law, theta, delta):
+    """The optimizer's Objective (design matrix or Jacobian-vector product) is the
+    summed Huber objective over delta^2, to rounding."""
+    X, y = _grid_data(4, 4, sigma=0.05)
+    lx = np.log(X[:, :law.n_inputs]) - np.log(X[:, :law.n_inputs]).mean(0)
+    ly, w = np.log(y), np.arange(1.0, len(y) + 1) % 3
+    f, g = Objective(law, lx, ly, w, delta)(theta)
+    f0, g0 = objective(theta, law, lx, ly, w, delta)
+    assert f * delta ** 2 == pytest.approx(f0, rel=1e-12)
+    np.testing.assert_allclose(g * delta ** 2, g0, rtol=1e-10, atol=1e-14 * np.abs(g0).max())
+
+
 def test_recenter_is_exact():
     X, _ = _grid_data(3, 3)
     c = np.log(X).mean(0)
@@ -102,6 +121,27 @@ def test_local_minima_on_a_known_surface():
     assert (xx.ravel()[idx[1]], yy.ravel()[idx[1]]) == pytest.approx((-1, -1))
 
 
+def test_reweighted_grid_ignores_an_outlier():
+    """Noise-free Chinchilla data at exponents on the grid, with one wild point: least
+    squares at the true exponents is pulled off the true coefficients; the Huber
+    reweighting steps (weights delta/|r| for large residuals) put them back."""
+    X, _ = _grid_data(5, 5)
+    lx = np.log(X) - np.log(X).mean(0)
+    grid = Grid(CHINCHILLA, lx, np.ones(len(X)))
+    g = int(np.argmin(np.abs(grid.points - [0.35, 0.37]).sum(1)))
+    al, be = grid.points[g]
+    y = 1.8 + 480.0 / X[:, 0] ** al + 2100.0 / X[:, 1] ** be
+    y[3] *= 1.5
+    grid = Grid(CHINCHILLA, lx, y)
+    true = CHINCHILLA.recenter(CHINCHILLA.theta_from_params(1.8, 480.0, 2100.0, al, be)[None], -np.log(X).mean(0))[0]
+    w = np.ones((len(y), 1))
+    ls = grid.thetas(grid.solve(w, irls_steps=0)[0], [g])[0]
+    hub = grid.thetas(grid.solve(w)[0], [g])[0]
+    err = lambda th: np.abs(np.exp(th[:3] - true[:3]) - 1).max()
+    assert err(ls) > 0.05
+    assert err(hub) < err(ls) / 10
+
+
 # -- fits ------------------------------------------------------------------------------
 
 def test_noise_free_chinchilla_is_recovered_exactly():
@@ -138,6 +178,24 @@ def test_bootstrap_is_deterministic_and_worker_independent():
     a = bootstrap(fit_law(L_N, X[:, 0], y), n_resamples=64, seed=7, n_jobs=1).boot_thetas
     b = bootstrap(fit_law(L_N, X[:, 0], y), n_resamples=64, seed=7, n_jobs=1).boot_thetas
     np.testing.assert_array_equal(a, b)
+    # several laws through one pool of two workers: the same numbers, law by law
+    fits = [fit_law(L_N, X[:, 0], y), fit_law(CHINCHILLA, X, y)]
+    bootstrap_all(fits, n_resamples=64, seed=7, n_jobs=2)
+    np.testing.assert_array_equal(fits[0].boot_thetas, a)
+    np.testing.assert_array_equal(fits[1].boot_thetas, bootstrap(fit_law(CHINCHILLA, X, y), 64, 7, 1).boot_thetas)
+
+
+def test_log_e_floor_stops_the_crawl_to_zero():
+    """Data with no constant term: E's optimum is 0, at log E = -inf. The fit ends with
+    a negligible E, never below the floor (a term of 2e-9 of the smallest loss)."""
+    from harness.analysis.laws import NEGLIGIBLE_LOG
+
+    X, _ = _grid_data(5, 5)
+    y = 480.0 / X[:, 0] ** 0.35 + 2100.0 / X[:, 1] ** 0.37
+    fit = fit_law(CHINCHILLA, X, y)
+    assert np.log(y.min()) - NEGLIGIBLE_LOG - 1e-9 <= np.log(fit.params["E"]) < np.log(y.min()) - 15
+    assert fit.params["alpha"] == pytest.approx(0.35, rel=1e-4)
+    assert fit.params["beta"] == pytest.approx(0.37, rel=1e-4)
 
 
 # -- compute-optimal -------------------------------------------------------------------

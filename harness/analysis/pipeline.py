@@ -20,12 +20,12 @@ from harness.analysis import compute_optimal as co
 from harness.analysis.context import Analysis
 from harness.analysis.errors import AnalysisWarning
 from harness.analysis.extrapolation import holdout_check
-from harness.analysis.fit import (BOOT_RATIO, HUBER_DELTA, LBFGSB_OPTIONS, N_STARTS,
-                                  FitResult, bootstrap, fit_law)
+from harness.analysis.fit import (HUBER_DELTA, IRLS_STEPS, LBFGSB_OPTIONS, N_STARTS,
+                                  FitResult, bootstrap_all, fit_law)
 from harness.analysis.frontier import (BINS_PER_DECADE, CURVE_MIN_FRACTION, compute_frontier, envelope_by,
                                        group_values)
 from harness.analysis.isoflop import fit_isoflop
-from harness.analysis.laws import CHINCHILLA, KAPLAN, L_C, L_D, L_N, Law
+from harness.analysis.laws import CHINCHILLA, KAPLAN, L_C, L_D, L_N, LAWS, Law
 from harness.analysis.table import Table, from_records
 
 N_RESAMPLES = 1000
@@ -75,18 +75,33 @@ def _note(msgs: list[str], text: str, warn: bool = True) -> None:
         warnings.warn(text, AnalysisWarning, stacklevel=3)
 
 
-def _fit_one(law: Law, x: np.ndarray, y: np.ndarray, n_resamples: int, seed: int, n_jobs: int,
-             msgs: list[str]) -> FitResult | None:
+def _fit_one(law: Law, x: np.ndarray, y: np.ndarray, msgs: list[str]) -> FitResult | None:
     need = len(law.bounds()) + 1
     if len(y) < need:
         _note(msgs, f"{law.name}: only {len(y)} points, need {need}; law not fitted")
         return None
-    fr = fit_law(law, x, y)
-    bootstrap(fr, n_resamples, seed, n_jobs)
-    bp = fr.boot_params()
-    if bp is not None and len(bp) < n_resamples:
-        _note(msgs, f"{law.name}: {n_resamples - len(bp)} of {n_resamples} bootstrap refits failed")
-    return fr
+    return fit_law(law, x, y)
+
+
+def _bootstrap(fits: dict[str, FitResult | None], unidentified: dict[str, str], n_resamples: int, seed: int,
+               n_jobs: int, msgs: list[str]) -> None:
+    """Bootstrap every fitted law through one worker pool, except laws the data cannot
+    identify: their refits wander along flat directions for thousands of iterations
+    (a one-D sweep's Kaplan fit took minutes) to give intervals that mean nothing."""
+    todo = []
+    for name, fr in fits.items():
+        if fr is None:
+            continue
+        if name in unidentified:
+            fr.extra["bootstrap_skipped"] = unidentified[name]
+            _note(msgs, f"{name}: no bootstrap intervals: {unidentified[name]}")
+        else:
+            todo.append(fr)
+    bootstrap_all(todo, n_resamples, seed, n_jobs)
+    for fr in todo:
+        bp = fr.boot_params()
+        if bp is not None and len(bp) < n_resamples:
+            _note(msgs, f"{fr.law.name}: {n_resamples - len(bp)} of {n_resamples} bootstrap refits failed")
 
 
 def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS) -> Analysis:
@@ -97,22 +112,25 @@ def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jo
     if table.excluded:
         _note(msgs, f"excluded {len(table.excluded)} runs that are not usable: "
                     + ", ".join(f"{e['run_id']} ({e.get('reason', e['status'])})" for e in table.excluded))
+    unidentified: dict[str, str] = {}
     for col, what in ((table.N, "model sizes N"), (table.D, "token counts D")):
         k = int(group_values(col).max()) + 1
         if k < 3:
             _note(msgs, f"only {k} distinct {what}: the two-variable laws cannot separate that term "
-                        f"from E, so their parameters and intervals for it are not meaningful")
+                        f"from E, so their parameters for it are not meaningful")
+            for law in (CHINCHILLA, KAPLAN):
+                unidentified.setdefault(law.name, f"only {k} distinct {what}, so the law is not identified")
     fits: dict[str, FitResult | None] = {}
     points: dict[str, dict] = {}
     X = table.X
     for law in (CHINCHILLA, KAPLAN):
         points[law.name] = {"description": INPUTS[law.name], "ids": list(table.ids), "x": X, "loss": table.loss}
-        fits[law.name] = _fit_one(law, X, table.loss, n_resamples, seed, n_jobs, msgs)
+        fits[law.name] = _fit_one(law, X, table.loss, msgs)
     for law, col in ((L_N, table.N), (L_D, table.D)):
         idx = envelope_by(col, table.loss)
         points[law.name] = {"description": INPUTS[law.name], "ids": [table.ids[i] for i in idx],
                             "x": col[idx], "loss": table.loss[idx]}
-        fits[law.name] = _fit_one(law, col[idx], table.loss[idx], n_resamples, seed, n_jobs, msgs)
+        fits[law.name] = _fit_one(law, col[idx], table.loss[idx], msgs)
     frontier = compute_frontier(table.curves)
     fids = []
     for c, r in zip(frontier["C"], frontier["run"]):
@@ -121,7 +139,8 @@ def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jo
     desc = INPUTS["L_C"] if table.source["kind"] == "records" else \
         f"the compute frontier: lower envelope of the rows' (C, loss), lowest point per 1/{BINS_PER_DECADE} decade of C"
     points["L_C"] = {"description": desc, "ids": fids, "x": frontier["C"], "loss": frontier["loss"]}
-    fits["L_C"] = _fit_one(L_C, frontier["C"], frontier["loss"], n_resamples, seed, n_jobs, msgs)
+    fits["L_C"] = _fit_one(L_C, frontier["C"], frontier["loss"], msgs)
+    _bootstrap(fits, unidentified, n_resamples, seed, n_jobs, msgs)
 
     copt = None
     ch = fits["chinchilla"]
@@ -140,11 +159,13 @@ def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jo
         "huber_delta": HUBER_DELTA,
         "optimizer": {"method": "L-BFGS-B", **LBFGSB_OPTIONS},
         "starts": f"geometric grid over the exponents, coefficients by non-negative least squares "
-                  f"(variable projection); best {N_STARTS} grid local minima refined",
-        "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "rows resampled with replacement, "
-                      f"each refit from its own grid (its best {CHINCHILLA.boot_starts} grid local minima, "
-                      f"{KAPLAN.boot_starts} for Kaplan, within {BOOT_RATIO}x of its best grid objective refined); "
-                      "percentile 95% intervals"},
+                  f"(variable projection) reweighted {IRLS_STEPS} times for the Huber loss (IRLS); "
+                  f"best {N_STARTS} grid local minima refined",
+        "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "rows resampled with replacement "
+                      "(as row weights), each refit from its own grid: its best grid local minima refined, "
+                      + ", ".join(f"{law.name} at most {law.boot_starts} within {law.boot_ratio:g}x of its best "
+                                  f"grid objective" for law in LAWS.values())
+                      + "; percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
     }
     return Analysis(table=table, fits=fits, law_points=points, frontier=frontier, isoflop=iso,
                     compute_optimal=copt, extrapolation=extra, warnings=msgs, settings=settings)
@@ -159,6 +180,7 @@ def law_json(law: Law, fr: FitResult | None, pts: dict) -> dict:
     out.update(params=fr.params, ci95=fr.ci95(), r2_log=fr.r2_log, objective=fr.objective,
                starts_agreeing=fr.starts_agreeing, n_starts=fr.n_starts, optimizer=fr.message,
                bootstrap_resamples=0 if bp is None else len(bp),
+               **({"bootstrap_skipped": fr.extra["bootstrap_skipped"]} if "bootstrap_skipped" in fr.extra else {}),
                residuals=fr.log_residuals, point_ids=pts["ids"])
     return out
 

@@ -84,7 +84,8 @@ def laws(a: Analysis) -> str:
         out.append(_table(["parameter", "estimate", "95% interval"], rows))
         out.append(f"R² (log loss) = {_v(law['r2_log'])}; Huber objective = {_v(law['objective'])}; "
                    f"{law['starts_agreeing']} of {law['n_starts']} starts reached the same optimum; "
-                   f"{law['bootstrap_resamples']} bootstrap refits.")
+                   + (f"no bootstrap intervals: {law['bootstrap_skipped']}." if law.get("bootstrap_skipped")
+                      else f"{law['bootstrap_resamples']} bootstrap refits."))
         wide = [k for k, ci in (law.get("ci95") or {}).items()
                 if ci and ci[0] is not None and ci[1] is not None and ci[0] > 0 and ci[1] / ci[0] > 100]
         if wide:
