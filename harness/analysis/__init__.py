@@ -10,6 +10,8 @@ Modules, one concept each:
 - ``compute_optimal``: N_opt, D_opt from the Chinchilla fit.
 - ``isoflop``: IsoFLOP parabolas (Chinchilla approach 2).
 - ``extrapolation``: hold out the largest runs and predict them.
+- ``probes``: per-skill probes next to the loss (sigmoid sharpness, learning order,
+  does the loss law predict the next skill).
 - ``pipeline``: all of the above end to end; ``plots``, ``report``: the outputs.
 - ``cli``: ``harness-fit``.
 """

@@ -23,5 +23,7 @@ class Analysis:
     extrapolation: dict | None
     warnings: list[str]
     settings: dict
+    probes: dict | None = None  # the per-skill probe analysis (harness.analysis.probes), None without probes
+    probe_data: object = None  # its ProbeData, for the figures
     fit: dict = field(default_factory=dict)  # the fit.json content
     figures: list[str] = field(default_factory=list)  # paths relative to the output folder

@@ -26,6 +26,7 @@ from harness.analysis.frontier import (BINS_PER_DECADE, CURVE_MIN_FRACTION, comp
                                        group_values)
 from harness.analysis.isoflop import fit_isoflop
 from harness.analysis.laws import CHINCHILLA, KAPLAN, L_C, L_D, L_N, LAWS, Law
+from harness.analysis.probes import analyze_probes
 from harness.analysis.table import Table, from_records
 
 N_RESAMPLES = 1000
@@ -167,8 +168,13 @@ def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jo
                                   f"grid objective" for law in LAWS.values())
                       + "; percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
     }
+    probes, pdata = analyze_probes(table, seed=seed)
+    if pdata is not None and pdata.skipped:
+        _note(msgs, f"probes: {len(pdata.skipped)} runs without probes (or with other buckets) left out of the "
+                    f"per-skill analysis", warn=False)
     return Analysis(table=table, fits=fits, law_points=points, frontier=frontier, isoflop=iso,
-                    compute_optimal=copt, extrapolation=extra, warnings=msgs, settings=settings)
+                    compute_optimal=copt, extrapolation=extra, warnings=msgs, settings=settings,
+                    probes=probes, probe_data=pdata)
 
 
 def law_json(law: Law, fr: FitResult | None, pts: dict) -> dict:
@@ -198,6 +204,7 @@ def to_json(a: Analysis) -> dict:
         "compute_optimal": a.compute_optimal,
         "isoflop": a.isoflop,
         "extrapolation": a.extrapolation,
+        "probes": a.probes,
         "excluded_runs": t.excluded,
         "skipped_files": t.skipped_files,
         "dropped_rows": t.dropped,

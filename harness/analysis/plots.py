@@ -2,8 +2,8 @@
 touches pyplot's global state).
 
 Each figure is a function ``Analysis -> (file name, Figure) | None`` registered in
-``FIGURES`` with :func:`figure`; returning None skips it (e.g. no iso-FLOP groups). To
-add one (per-skill probes, say), write the function and decorate it. The figures show
+``FIGURES`` with :func:`figure`; returning None skips it (e.g. no iso-FLOP groups, or
+records without per-skill probes). To add one, write the function and decorate it. The figures show
 the data as measured and the fits as fitted: no smoothing, no points dropped that the
 fit used, the same axes conventions everywhere (loss in nats per token, N =
 params_nonembedding, C = 6ND FLOPs).
@@ -266,3 +266,168 @@ def residuals(a: Analysis):
         ax.grid(True, alpha=0.2)
     fig.colorbar(sm, ax=axs[-1], label="N (non-embedding params)")
     return "residuals.png", fig
+
+
+# -- per-skill probes (harness.analysis.probes) ---------------------------------------
+
+_PROBE_PANELS = (("accuracy", "exact-match accuracy", "linear"),
+                 ("logprob", "log p(right answer) (nats)", "linear"),
+                 ("loss", "loss (nats/token)", "log"))
+
+
+def _bucket_colors(n: int):
+    return [cm.viridis(v) for v in np.linspace(0.0, 0.92, n)]
+
+
+def _bucket_label(pr: dict, b: int) -> str:
+    return f"{pr['buckets'][b]} ({pr['mass'][b]:.1%} of mass)"
+
+
+@figure
+def probes_vs_size(a: Analysis):
+    """Per-bucket exact match, answer log-probability and loss against N (one run per
+    size at one D) next to the aggregate loss: the same skills under a discontinuous
+    and a continuous metric (Schaeffer et al. 2023), with the fitted sigmoids."""
+    pr, pd = a.probes, a.probe_data
+    if not pr:
+        return None
+    from harness.analysis.probes import sigmoid
+
+    ser = np.array([pd.ids.index(i) for i in pr["series"]["runs"]])
+    if len(ser) < 2:  # e.g. an IsoFLOP sweep: no two sizes share a D
+        return None
+    N = pd.N[ser]
+    cols = _bucket_colors(len(pd.buckets))
+    fig = Figure(figsize=(19, 5), layout="constrained")
+    axs = fig.subplots(1, 3)
+    xs = _span(N)
+    handles = []
+    for ax, (metric, ylabel, yscale) in zip(axs, _PROBE_PANELS):
+        for b in range(len(pd.buckets)):
+            ln, = ax.plot(N, pd.final[metric][ser, b], "o-", color=cols[b], ms=4, lw=1, label=_bucket_label(pr, b))
+            if metric == "accuracy":
+                handles.append(ln)
+            if metric == "accuracy":
+                row = pr["per_bucket"][b]
+                if row["status"] == "learned in range" and row["sigmoid"]:
+                    s = row["sigmoid"]
+                    ax.plot(xs, sigmoid(np.log10(xs), s["lo"], s["hi"], s["k"], s["m"]), "-" if row["identified"]
+                            else ":", color=cols[b], lw=1.6, alpha=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale(yscale)
+        ax.set_xlabel("parameters N (non-embedding)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.2)
+    axs[0].axhline(pr["learned_threshold"], color="0.4", ls="--", lw=0.8)
+    handles += axs[0].plot([], [], "k-", lw=1.6, label="sigmoid fit (dotted: rise not resolved)")
+    axs[2].plot(N, pd.loss[ser], "ks-", lw=2.2, ms=5, label="aggregate validation loss")
+    axs[2].yaxis.set_major_formatter(_PLAIN)
+    axs[0].set_title(f"exact match, one run per size at D = {pr['series']['D']:.3g} tokens")
+    axs[1].set_title("log-probability of the same answers")
+    axs[2].set_title("per-bucket loss next to the aggregate loss")
+    fig.legend(handles=handles, fontsize=8, loc="outside right upper")
+    axs[2].legend(handles=axs[2].get_lines()[-1:], fontsize=7)
+    return "probes_vs_size.png", fig
+
+
+@figure
+def probes_vs_compute(a: Analysis):
+    """The same metrics against compute C = 6 N tokens over every run's curve: faint
+    points, and per bucket the best any run has reached by that compute (for the loss,
+    the compute frontier of the aggregate loss in black)."""
+    pr, pd = a.probes, a.probe_data
+    if not pr or len(pd.point_C) == 0:
+        return None
+    cols = _bucket_colors(len(pd.buckets))
+    order = np.argsort(pd.point_C, kind="stable")
+    C = pd.point_C[order]
+    fig = Figure(figsize=(19, 5), layout="constrained")
+    axs = fig.subplots(1, 3)
+    for ax, (metric, ylabel, yscale) in zip(axs, _PROBE_PANELS):
+        for b in range(len(pd.buckets)):
+            v = pd.points[metric][order, b]
+            ax.plot(C, v, ".", color=cols[b], ms=2, alpha=0.25)
+            env = np.fmin.accumulate(v) if metric == "loss" else np.fmax.accumulate(v)
+            ax.plot(C, env, "-", color=cols[b], lw=1.4, label=_bucket_label(pr, b))
+        ax.set_xscale("log")
+        ax.set_yscale(yscale)
+        ax.set_xlabel("compute C = 6 N tokens (FLOPs)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.2)
+    for row, col in zip(pr["per_bucket"], cols):
+        if row["learned_at_C"]:
+            axs[0].plot(row["learned_at_C"], pr["learned_threshold"], "D", color=col, mec="k", ms=6)
+    axs[0].axhline(pr["learned_threshold"], color="0.4", ls="--", lw=0.8)
+    axs[2].plot(a.frontier["C"], a.frontier["loss"], "k-", lw=2.2, label="aggregate loss: compute frontier")
+    axs[2].yaxis.set_major_formatter(_PLAIN)
+    axs[0].set_title("exact match (line: best so far; diamond: learned)")
+    axs[1].set_title("log-probability of the same answers")
+    axs[2].set_title("per-bucket loss and the aggregate loss")
+    fig.legend(handles=[ln for ln in axs[0].get_lines() if ln.get_label() and not ln.get_label().startswith("_")],
+               fontsize=8, loc="outside right upper")
+    axs[2].legend(handles=axs[2].get_lines()[-1:], fontsize=7)
+    return "probes_vs_compute.png", fig
+
+
+@figure
+def probes_order(a: Analysis):
+    """Left: the compute at which each bucket is learned against its frequency
+    (Michaud et al. 2023 predict frequent first). Right: the aggregate loss at which
+    buckets are learned against the mass of rarer buckets, the line extrapolated to
+    the next bucket, and what the held-out runs show."""
+    pr = a.probes
+    if not pr:
+        return None
+    cols = _bucket_colors(len(pr["buckets"]))
+    fig = Figure(figsize=(13, 5), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    rows = pr["per_bucket"]
+    Cs = [r["learned_at_C"] for r in rows if r["learned_at_C"]]
+    lo, hi = (min(Cs) / 3, max(Cs) * 3) if Cs else (1.0, 10.0)
+    for r, col in zip(rows, cols):
+        if r["learned_at_C"]:
+            ax.plot(r["mass"], r["learned_at_C"], "o", color=col, ms=8, mec="k")
+        elif r["learned_at_C_bound"] == "above":
+            ax.plot(r["mass"], hi, "^", color=col, ms=9, mec="k")
+        elif r["learned_at_C_bound"] == "below":
+            ax.plot(r["mass"], lo, "v", color=col, ms=9, mec="k")
+    lo_ = pr["learning_order"]["by_C"]
+    rho = lo_.get("spearman_rho")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bucket probability mass")
+    ax.set_ylabel(f"compute at which a run first reaches {pr['learned_threshold']:.0%} exact match")
+    ax.set_title("learning order" + (f": Spearman rho (frequency rank, C) = {rho:.2f}" if rho is not None else ""))
+    ax.plot([], [], "k^", label="not learned in the sweep (drawn at the top)")
+    ax.plot([], [], "kv", label="learned before the first evaluation")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.2)
+    p = pr["prediction"]
+    ax2.set_xlabel("mass of rarer buckets + half its own")
+    ax2.set_ylabel("aggregate loss when learned, L* (nats/token)")
+    ax2.grid(True, which="both", alpha=0.2)
+    if not p.get("thresholds"):
+        ax2.text(0.5, 0.5, p.get("reason", "not testable"), ha="center", va="center", wrap=True, fontsize=9,
+                 transform=ax2.transAxes)
+        ax2.set_title("prediction check")
+        return "probes_order.png", fig
+    T = np.array([t["tail_mass"] for t in p["thresholds"]])
+    L = np.array([t["L_star"] for t in p["thresholds"]])
+    ax2.plot(T, L, "ko", label="buckets learned by the training runs")
+    if p.get("testable"):
+        tn = p["next_tail_mass"]
+        ts = np.linspace(0, max(T.max(), tn) * 1.05, 50)
+        ln = p["threshold_line"]
+        ax2.plot(ts, ln["a"] + ln["c"] * ts, "r-", lw=1.2, label="line through the two rarest, extrapolated")
+        la = p["all_buckets_line"]
+        ax2.plot(ts, la["a"] + la["c"] * ts, "r:", lw=1, label="line through all of them")
+        ax2.plot(tn, p["predicted_L_star"], "r*", ms=14, label=f"predicted for {p['next_bucket']}")
+        if p.get("observed_L") is not None:
+            ax2.plot(tn, p["observed_L"], "b*", ms=14, mfc="none", label="observed in the held-out runs")
+        err = p.get("error_decades")
+        ax2.set_title("does the aggregate loss predict the next skill?"
+                      + (f" N error {err:+.2f} decades" if err is not None else ""))
+    else:
+        ax2.set_title(p.get("reason", "not testable"), fontsize=8)
+    ax2.legend(fontsize=7)
+    return "probes_order.png", fig

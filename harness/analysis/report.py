@@ -178,6 +178,102 @@ def extrapolation(a: Analysis) -> str | None:
     return "\n\n".join(out)
 
 
+def _n(x) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def _learned_at(value, bound, lo: str, hi: str) -> str:
+    return _n(value) if value is not None else {"below": f"< {lo}", "above": f"> {hi}"}.get(bound, "–")
+
+
+@section
+def probes(a: Analysis) -> str | None:
+    """Per-skill probes (harness.analysis.probes): sharpness table, learning order,
+    the prediction check and the figures."""
+    pr = a.fit.get("probes")
+    if not pr:
+        return None
+    ser = pr["series"]
+    N = ser["N"]
+    what = {"facts": "facts (a skill is a fact; buckets are bands of its frequency rank)",
+            "tokens": "next tokens (buckets are bands of the token's frequency rank)"}.get(pr["kind"], pr["kind"])
+    out = [f"## Skills next to loss: per-bucket probes\n\n"
+           f"Probes measure {what} in each bucket: exact-match accuracy (argmax = the right answer), the "
+           f"log-probability of the right answer and the loss. A bucket counts as learned at "
+           f"{pr['learned_threshold']:.0%} exact match. Sizes: {len(N)} runs at D = {_n(ser['D'])} tokens, "
+           f"one per N ({_n(N[0])} to {_n(N[-1])}); {ser['description']}. {pr['runs']} runs have probes"
+           + (f", {len(pr['skipped_runs'])} left out (no probes or other buckets)." if pr["skipped_runs"] else ".")]
+    srt = pr["sigmoid"]
+    out.append(f"Sigmoid per bucket: {srt['form']}, {srt['fit']}; sharpness = {srt['sharpness']}; intervals: "
+               f"{srt['bootstrap_resamples']} bootstrap resamples of the runs.")
+    rows = []
+    for r in pr["per_bucket"]:
+        ci = r.get("ci95") or {}
+        if r["identified"]:
+            mid = f"{_n(r['midpoint_N'])} [{_n(ci.get('midpoint_N', [None])[0])}, {_n(ci.get('midpoint_N', [None, None])[1])}]"
+            sh = f"{_n(r['sharpness_decades'])} [{_n(ci.get('sharpness_decades', [None])[0])}, " \
+                 f"{_n(ci.get('sharpness_decades', [None, None])[1])}]"
+        elif r["status"] == "learned in range" and r.get("sharpness_bound") == "upper":
+            mid, sh = _n(r["midpoint_N"]), f"< {_n(r.get('sharpness_upper_decades'))} (not resolved)"
+        elif r["status"] == "learned in range":
+            mid, sh = _n(r["midpoint_N"]), f"{_n(r['sharpness_decades'])} (not resolved)"
+        else:
+            mid, sh = "–", "–"
+        st = r.get("largest_step_share")
+        step = "–" if not st else " / ".join("–" if st[m] is None else f"{st[m]:.0%}" for m in ("accuracy", "logprob"))
+        rows.append([r["bucket"], f"{r['mass']:.2%}", r["status"], mid, sh, step,
+                     _learned_at(r["learned_at_N"], r["learned_at_N_bound"], _n(N[0]), _n(N[-1])),
+                     _learned_at(r["learned_at_C"], r["learned_at_C_bound"], "first eval", "all runs"),
+                     r["why"] or "identified"])
+    out.append(_table(["bucket", "mass", "status", "midpoint N [95%]", "10→90% width, decades of N [95%]",
+                       "largest step between sizes: exact match / log-prob", "learned at N",
+                       "learned at C (FLOPs)", "fit"], rows))
+    out.append("The step column is the largest change between adjacent sizes as a share of the whole change: "
+               "if exact match jumps while the log-probability of the same answers climbs evenly, the abruptness "
+               "is the metric's (Schaeffer et al. 2023); if both jump, the skill itself turns on between those sizes "
+               + (f" (with {len(N)} sizes an even climb gives {1 / (len(N) - 1):.0%})." if len(N) > 1 else "."))
+    lo = pr["learning_order"]
+    parts = []
+    for key, label in (("by_C", "compute"), ("by_N", "model size")):
+        o = lo[key]
+        if o.get("spearman_rho") is None:
+            parts.append(f"by {label}: {o.get('note', 'not testable')}")
+        else:
+            parts.append(f"by {label}: Spearman rho(frequency rank, learning point) = {o['spearman_rho']:.3f} "
+                         f"(p = {o['p_value']:.2g}, {o['n_buckets']} buckets, {o['n_learned_in_range']} learned "
+                         f"inside the range)")
+    out.append("**Learning order.** " + "; ".join(parts) + ". Positive means frequent buckets are learned first, "
+               "as Michaud et al. (2023) predict; buckets learned before the first point or never rank first or last.")
+    p = pr["prediction"]
+    head = "**Does the aggregate loss predict the next skill?** "
+    if not p.get("testable"):
+        out.append(head + p.get("reason", "not testable") + ".")
+    else:
+        law = p["law"]["params"]
+        text = (f"{head}Held out: {p['criterion']}. From the smaller runs: the aggregate loss at which each bucket "
+                f"is learned, L*, against the mass of rarer buckets, a line through {' and '.join(p['threshold_line']['through'])} "
+                f"extrapolated to the next bucket, {p['next_bucket']}: L* = {p['predicted_L_star']:.4g}; "
+                f"L(N) = {law['E']:.4g} + {law['A']:.4g}/N^{law['alpha']:.3g} from {p['law']['n_points']} training sizes "
+                + (f"puts it at N = {_n(p['predicted_N'])}" if p["predicted_N"] is not None else f"predicts it {p['predicted']}")
+                + f". Observed: {p['observed']}")
+        if p.get("observed_L") is not None:
+            text += f", where the aggregate loss is {p['observed_L']:.4g}"
+        text += "."
+        if p.get("error_decades") is not None:
+            text += (f" Error: **{p['error_decades']:+.2f} decades of N** ({p['error_L_star']:+.3g} nats of "
+                     f"aggregate loss; near E the law is flat, so small loss errors become large size errors).")
+        elif "consistent" in p:
+            text += f" The prediction is {'consistent with' if p['consistent'] else 'contradicted by'} that."
+        la = p["all_buckets_line"]
+        text += (f" The line through all {len(p['thresholds'])} learned buckets would predict L* = "
+                 f"{la['predicted_L_star']:.4g}, N = {_n(la.get('predicted_N'))}"
+                 + (f" ({la['error_decades']:+.2f} decades)." if la.get("error_decades") is not None else "."))
+        out.append(text)
+    figs = [f for f in a.fit["figures"] if Path(f).stem.startswith("probes_")]
+    out += [f"![{Path(f).stem}]({f})" for f in figs]
+    return "\n\n".join(out)
+
+
 @section
 def excluded(a: Analysis) -> str:
     f = a.fit
@@ -204,9 +300,10 @@ def warnings_(a: Analysis) -> str | None:
 
 @section
 def figures(a: Analysis) -> str | None:
-    if not a.fit["figures"]:
+    figs = [p for p in a.fit["figures"] if not Path(p).stem.startswith("probes_")]  # shown in their section
+    if not figs:
         return None
-    return "## Figures\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in a.fit["figures"])
+    return "## Figures\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in figs)
 
 
 @section

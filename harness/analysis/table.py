@@ -41,6 +41,9 @@ class Table:
     excluded: list[dict] = field(default_factory=list)  # [{run_id, status[, reason]}]
     skipped_files: list[dict] = field(default_factory=list)  # [{file, reason}]
     dropped: list[dict] = field(default_factory=list)  # rows the user asked to drop
+    # per row, the record's per-bucket probes (see harness.probes) or None; empty for CSV:
+    # {"kind", "buckets", "mass", "final": [per bucket], "curve": [{"tokens", "val_loss", "probes"}]}
+    probes: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -76,9 +79,20 @@ def _flop_budget(rec: dict) -> float:
     return _num(data.get("flop_budget")) if isinstance(data, dict) else math.nan
 
 
+def _probes(rec: dict) -> dict | None:
+    """The record's probe results, or None when it has none (older records)."""
+    pr = rec.get("probes")
+    if not isinstance(pr, dict) or not pr.get("buckets") or not isinstance(pr.get("final"), list):
+        return None
+    curve = [{"tokens": _num(p.get("tokens")), "val_loss": _num(p.get("val_loss")), "probes": p["probes"]}
+             for p in rec.get("curve") or [] if isinstance(p, dict) and isinstance(p.get("probes"), list)]
+    return {"kind": pr.get("kind"), "buckets": list(pr["buckets"]), "mass": list(pr.get("mass") or []),
+            "final": pr["final"], "curve": curve}
+
+
 def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source: str = "") -> Table:
     """The table of ``ok`` runs; other statuses go to ``excluded``."""
-    rows, curves, excluded, floors = [], [], [], set()
+    rows, curves, excluded, floors, probes = [], [], [], set(), []
     for rec in sorted(records, key=lambda r: str(r["run_id"])):
         if rec.get("status") != "ok":
             excluded.append({"run_id": rec["run_id"], "status": rec.get("status")})
@@ -99,6 +113,7 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
         tok.append(d), cl.append(loss)  # the final evaluation is a curve point too
         tok = np.asarray(tok)
         curves.append({"id": rec["run_id"], "N": n, "D": d, "tokens": tok, "C": 6.0 * n * tok, "loss": np.asarray(cl)})
+        probes.append(_probes(rec))
         ef = _num(rec.get("entropy_floor"))
         if math.isfinite(ef):
             floors.add(ef)
@@ -110,7 +125,7 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
     return Table(N=np.array(N), D=np.array(D), C=np.array(C), loss=np.array(L), ids=list(ids),
                  budget=np.array(B), curves=curves, entropy_floor=sorted(floors),
                  conventions=dict(RECORD_CONVENTIONS), source={"kind": "records", "n_records": len(rows) + len(excluded)},
-                 excluded=excluded, skipped_files=skipped)
+                 excluded=excluded, skipped_files=skipped, probes=probes)
 
 
 def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str | None = None,
