@@ -99,6 +99,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -153,7 +153,7 @@ def summary(grid, kaplan, lrs, widths, sp_fixed_lr: float) -> str:
     mup_lr = best_lr(grid["mup"][base])
     policies = {
         f"μP, lr {mup_lr:g} (tuned at width {base}, transferred)": [loss(grid["mup"][w].get(mup_lr)) for w in widths],
-        f"μP, each width's best lr": [loss(grid["mup"][w].get(best_lr(grid["mup"][w]))) for w in widths],
+        "μP, each width's best lr": [loss(grid["mup"][w].get(best_lr(grid["mup"][w]))) for w in widths],
         f"SP, fixed lr {sp_fixed_lr:g}": [loss(grid["sp"][w].get(sp_fixed_lr)) for w in widths],
         f"SP, lr {best_lr(grid['sp'][base]):g} (tuned at width {base})":
             [loss(grid["sp"][w].get(best_lr(grid["sp"][base]))) for w in widths],

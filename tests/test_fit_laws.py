@@ -1,6 +1,5 @@
 """Closed-form checks of the pure pieces: law gradients, the grid's NNLS, compute-optimal
 allocation, IsoFLOP parabolas, envelopes, and recovery of known parameters."""
-import itertools
 
 import numpy as np
 import pytest

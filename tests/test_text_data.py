@@ -1,7 +1,6 @@
 """The natural-text source: offline build, disjoint split, the token cache, errors."""
 from __future__ import annotations
 
-import os
 import random
 import socket
 from pathlib import Path

@@ -401,7 +401,7 @@ def predict_next(pd: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FR
         out["reason"] = (f"not testable on this sweep: {S} model size{'s' if S != 1 else ''} at one D; the check needs "
                          f"{MIN_TRAIN_SIZES} to fit L(N) plus at least 1 held out")
         return out
-    train, held = series[:S - h], series[S - h:]
+    train = series[:S - h]
     n_max = pd.N[train].max()
     acc_last = pd.final["accuracy"][train[-1]]
     order = np.argsort(-pd.mass, kind="stable")

@@ -122,7 +122,7 @@ def compute_optimal(a: Analysis) -> str | None:
         return None
     ci = c.get("ci95") or {}
     lines = ["## Compute-optimal allocation (from the Chinchilla fit)",
-             f"N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with a = β/(α+β), b = α/(α+β), G = (αA/(βB))^(1/(α+β)).",
+             "N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with a = β/(α+β), b = α/(α+β), G = (αA/(βB))^(1/(α+β)).",
              _table(["quantity", "estimate", "95% interval"],
                     [["a", _v(c["a"]), _ci(ci.get("a"))], ["b", _v(c["b"]), _ci(ci.get("b"))],
                      ["G", _v(c["G"]), _ci(ci.get("G"))]])]

@@ -38,16 +38,16 @@ import glob
 import hashlib
 import importlib.resources
 import math
-import os
 import re
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from harness.config import ConfigError
+from harness.records import atomic_write
 from harness.data.base import TokenData
 from harness.data.sampler import StreamSampler, contiguous_windows
 from harness.probes import token_probe
@@ -161,9 +161,9 @@ class TextSource:
                     tok = _read_tokenizer(tok_path)
                 else:
                     tok = train_tokenizer(_chunks(ds, sep), d.tokenizer_vocab)
-                    _atomic_write(tok_path, lambda f: f.write(tok.to_str().encode()))
+                    atomic_write(tok_path, lambda f: f.write(tok.to_str().encode()))
                 ids = encode(tok, _chunks(ds, sep))
-                _atomic_write(ids_path, lambda f: np.save(f, ids))
+                atomic_write(ids_path, lambda f: np.save(f, ids))
         vocab = _read_tokenizer(tok_path).get_vocab_size()
         tokens = np.load(ids_path, mmap_mode="r")
 
@@ -320,23 +320,5 @@ def _default_corpus(root: Path) -> Path:
             lines += ["", titles[book], ""]
         lines += [re.sub(r" {2,}", " ", re.sub(r"\d+:\d+ ", "", p)).strip() for p in passages if p]
     text = "\n".join(lines).strip() + "\n"
-    _atomic_write(out, lambda f: f.write(text.encode()))
+    atomic_write(out, lambda f: f.write(text.encode()))
     return out
-
-
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through a temp file in the same folder, then rename over ``path``: readers
-    see the old file or the whole new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache is fine to share
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
