@@ -136,6 +136,18 @@ def sampler_throughput(batch_size: int = 512, context: int = 256, n: int = 200) 
     return out
 
 
+def parse_shapes(text: str) -> list[tuple[int, int]]:
+    """``"64x2,128x4"`` -> [(64, 2), (128, 4)] as (width, depth)."""
+    shapes = []
+    for s in text.split(","):
+        try:
+            w, d = (int(v) for v in s.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--shapes: {s!r} is not WIDTHxDEPTH") from None
+        shapes.append((w, d))
+    return shapes
+
+
 def device_name(device: str) -> str:
     if torch.cuda.is_available() and device != "cpu":
         return torch.cuda.get_device_name(0)
@@ -182,13 +194,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="results/bench")
     args = ap.parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "disabled")
-    shapes = []
-    for s in args.shapes.split(","):
-        try:
-            w, d = (int(v) for v in s.lower().split("x"))
-        except ValueError:
-            ap.error(f"--shapes: {s!r} is not WIDTHxDEPTH")
-        shapes.append((w, d))
+    try:
+        shapes = parse_shapes(args.shapes)
+    except ValueError as e:
+        ap.error(str(e))
     scratch = Path(args.out) / ".scratch"
     res = {"device": device_name(args.device), "torch": torch.__version__, "args": vars(args), "shapes": []}
     for w, d in shapes:

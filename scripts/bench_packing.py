@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="results/bench")
     args = ap.parse_args(argv)
 
-    from harness.bench import device_name
+    from harness.bench import device_name, parse_shapes
     from harness.train import resolve_device, resolve_precision
 
     device = resolve_device(args.device)
@@ -165,13 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in DEFAULTS[tag].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    shapes = []
-    for s in args.shapes.split(","):
-        try:
-            w, d = (int(v) for v in s.lower().split("x"))
-        except ValueError:
-            ap.error(f"--shapes: {s!r} is not WIDTHxDEPTH")
-        shapes.append((w, d))
+    try:
+        shapes = parse_shapes(args.shapes)
+    except ValueError as e:
+        ap.error(str(e))
 
     res = {"device": device_name(tag), "torch": torch.__version__,
            "precision": resolve_precision(args.precision, device), "args": vars(args), "shapes": [],

@@ -94,7 +94,7 @@ class Law:
 
     def params(self, theta: np.ndarray) -> dict[str, float]:
         """Reported parameters (plain scale) from internal ``theta`` (p,)."""
-        raise NotImplementedError
+        return dict(zip(self.names, self.params_array(np.asarray(theta)[None])[0].tolist()))
 
     def params_array(self, thetas: np.ndarray) -> np.ndarray:
         """Vectorised :meth:`params`: (m, p) internal -> (m, len(names)) reported."""
@@ -176,9 +176,6 @@ class Chinchilla(Law):
         t[..., 0] += t[..., 3] * center[0]
         t[..., 1] += t[..., 4] * center[1]
         return t
-
-    def params(self, theta):
-        return dict(zip(self.names, self.params_array(np.asarray(theta)[None])[0].tolist()))
 
     def params_array(self, thetas):
         t = np.asarray(thetas, float)
@@ -269,9 +266,6 @@ class Kaplan(Law):
         t[..., 1] += center[1]
         return t
 
-    def params(self, theta):
-        return dict(zip(self.names, self.params_array(np.asarray(theta)[None])[0].tolist()))
-
     def params_array(self, thetas):
         t = np.asarray(thetas, float)
         return np.stack([np.exp(t[:, 0]), np.exp(t[:, 1]), t[:, 2], t[:, 3]], axis=1)
@@ -346,9 +340,6 @@ class Power(Law):
         t = np.array(thetas, dtype=float, copy=True)
         t[..., 0] += t[..., 2] * center[0]
         return t
-
-    def params(self, theta):
-        return dict(zip(self.names, self.params_array(np.asarray(theta)[None])[0].tolist()))
 
     def params_array(self, thetas):
         t = np.asarray(thetas, float)
