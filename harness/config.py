@@ -178,7 +178,8 @@ def validate(cfg: Any) -> None:
     if t.grad_clip < 0:
         raise ConfigError(f"train.grad_clip={t.grad_clip} must be >= 0 (0 disables clipping)")
     _check_train_numbers(t)
-    for key, value in (("data.seed", d.seed), ("train.seed", t.seed)):
+    for key, value in (("data.seed", d.seed), ("train.seed", t.seed), ("data.probe_records", d.probe_records),
+                       ("sweep.pack", cfg.sweep.pack)):
         if value < 0:
             raise ConfigError(f"{key}={value} must be >= 0")
     if d.flop_budget is not None and not (math.isfinite(d.flop_budget) and d.flop_budget > 0):

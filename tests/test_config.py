@@ -50,3 +50,9 @@ def test_cli_rejects_bad_width_before_compute(tmp_path):
     lines = [l for l in out.stderr.splitlines() if l.strip()]
     assert lines == ["harness-train: error: model.width=65 must be divisible by model.heads=4 (allowed heads: 1, 5, 13, 65)"]
     assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize("key", ["data.probe_records", "sweep.pack"])
+def test_negative_counts_are_rejected(tiny_cfg, key):
+    with pytest.raises(ConfigError, match=f"{key}=-1 must be >= 0"):
+        validate(tiny_cfg(**{key: -1}))
