@@ -68,6 +68,7 @@ def run_shape(width: int, depth: int, args, threads: int, results_dir: str) -> d
         "tokens_per_s": tps, "step_ms": 1e3 * args.batch_size * args.context / tps,
         "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
         "mfu": rec["mfu"], "flops_per_token": rec["flops_per_token"], "wall_s": wall,
+        "first_step_s": rec.get("first_step_s"),  # includes torch.compile's compilation with --compile
         "precision": rec["precision"], "compile": args.compile, "threads": threads,
     }
 
@@ -159,14 +160,15 @@ def to_markdown(res: dict) -> str:
              f"torch {res['torch']}, context {res['args']['context']}, batch {res['args']['batch_size']}, "
              f"{res['args']['steps']} steps per shape, precision {res['args']['precision']}, "
              f"compile {res['args']['compile']}", "",
-             "| shape | N (non-emb) | tokens/s | step ms | peak MB | MFU | nanoGPT-style loop tokens/s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| shape | N (non-emb) | tokens/s | step ms | first step s | peak MB | MFU | nanoGPT-style loop tokens/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["shapes"]:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
         mem = f"{r['peak_mem_mb']:.0f}" if r["peak_mem_mb"] else "n/a"
         base = f"{r['baseline_tokens_per_s']:,.0f}" if r.get("baseline_tokens_per_s") else "-"
+        first = f"{r['first_step_s']:.2f}" if r.get("first_step_s") is not None else "-"
         lines.append(f"| {r['shape']} | {r['params_nonembedding']:,} | {r['tokens_per_s']:,.0f} | "
-                     f"{r['step_ms']:.2f} | {mem} | {mfu} | {base} |")
+                     f"{r['step_ms']:.2f} | {first} | {mem} | {mfu} | {base} |")
     if res.get("parallel"):
         p = res["parallel"]
         lines += ["", f"Sweep throughput, {p['runs']} runs of {p['shape']}: sequential (one process, default "

@@ -365,7 +365,9 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             loss_count += 1
             step += 1
             if first_loss is None:
-                first_loss = loss.item()
+                first_loss = loss.item()  # syncs: the first step's wall time is complete here
+                # with train.compile=true this includes the compilation, so it measures its cost
+                record["first_step_s"] = time.time() - t_loop
 
             is_eval = step % eval_every == 0 or step == total_steps
             stopping = bool(stop) and step < total_steps

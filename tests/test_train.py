@@ -20,6 +20,7 @@ def test_tiny_run_learns_and_writes_consistent_record(tiny_cfg):
     assert rec["tokens"] == rec["steps"] * 16 * 32 >= cfg.data.tokens
     assert rec["entropy_floor"] is not None and rec["final_val_loss"] > rec["entropy_floor"]
     assert rec["mfu"] is None and rec["device"] == "cpu"
+    assert 0 < rec["first_step_s"] < rec["wall_time_s"]
     assert [p["tokens"] for p in rec["curve"]] == sorted(p["tokens"] for p in rec["curve"])
 
 
