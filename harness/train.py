@@ -265,30 +265,41 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
         loss_count = 0
         wandb_id = None
 
+        def restore(path: Path) -> dict:
+            """Continue from a saved state: this run's checkpoint, or a sibling's stable phase."""
+            nonlocal step, loss_sum, loss_count, first_loss
+            state = load_checkpoint(path, device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng_cpu"].cpu())
+            if device.type == "cuda" and state.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
+            step = int(state["step"])
+            curve[:] = state["curve"]
+            loss_sum = state["loss_sum"].to(device)
+            loss_count = int(state["loss_count"])
+            first_loss = state["first_loss"]
+            return state
+
+        def restart(what: str, path: Path, e: Exception) -> None:
+            """A bad saved state costs a restart from step 0, never the run."""
+            nonlocal model, optimizer, step, loss_sum, loss_count, first_loss
+            warnings.warn(f"ignoring unusable {what} {path}: {type(e).__name__}: {e}")
+            model, optimizer = build()
+            step, first_loss, loss_count = 0, None, 0
+            loss_sum = torch.zeros((), device=device)
+            curve.clear()
+
         ckpt = checkpoint_path(cfg, rid)
         if t.resume and ckpt.exists():
             try:
-                state = load_checkpoint(ckpt, device)
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                torch.set_rng_state(state["rng_cpu"].cpu())
-                if device.type == "cuda" and state.get("rng_cuda") is not None:
-                    torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
-                step = int(state["step"])
-                curve.extend(state["curve"])
-                loss_sum = state["loss_sum"].to(device)
-                loss_count = int(state["loss_count"])
-                first_loss = state["first_loss"]
+                state = restore(ckpt)
                 wandb_id = state.get("wandb_id")
                 start -= float(state.get("wall_time_s", 0.0))
                 record["resumed_from_step"] = step
-            except Exception as e:  # a bad checkpoint costs a restart, never the run
-                warnings.warn(f"ignoring unusable checkpoint {ckpt}: {type(e).__name__}: {e}")
-                model, optimizer = build()
-                step, first_loss, loss_count, wandb_id = 0, None, 0, None
-                loss_sum = torch.zeros((), device=device)
-                curve.clear()
-                start = time.time()
+            except Exception as e:
+                restart("checkpoint", ckpt, e)
+                wandb_id, start = None, time.time()
                 record["checkpoint_error"] = f"{ckpt.name}: {type(e).__name__}"
         # WSD data ladder: steps before this run's cooldown are the same in every sibling
         # (same data prefix, same lr), so start from a sibling's saved state if there is one.
@@ -302,25 +313,11 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             shared = branch_path(cfg, family, own_start)
             if step == 0 and own_start > 0 and shared.exists():
                 try:
-                    state = load_checkpoint(shared, device)
-                    model.load_state_dict(state["model"])
-                    optimizer.load_state_dict(state["optimizer"])
-                    torch.set_rng_state(state["rng_cpu"].cpu())
-                    step = int(state["step"])
-                    curve.extend(state["curve"])
-                    loss_sum = state["loss_sum"].to(device)
-                    loss_count = int(state["loss_count"])
-                    first_loss = state["first_loss"]
+                    restore(shared)
                     record["branched_from_step"] = step
                     record["tokens_shared"] = step * batch_tokens
                 except Exception as e:
-                    warnings.warn(f"ignoring unusable branch state {shared}: {type(e).__name__}: {e}")
-                    model, optimizer = build()
-                    step, first_loss, loss_count = 0, None, 0
-                    loss_sum = torch.zeros((), device=device)
-                    curve.clear()
-                    record.pop("branched_from_step", None)
-                    record.pop("tokens_shared", None)
+                    restart("branch state", shared, e)
         step_fn = torch.compile(model) if t.compile else model
 
         tracker = Tracker(

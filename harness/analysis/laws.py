@@ -228,31 +228,29 @@ class Kaplan(Law):
         u, aD = self._inner(theta, logx)
         return aD * _logsumexp_softmax(u)[0]
 
-    def log_pred_grad(self, theta, logx):
+    @staticmethod
+    def _softmax_terms(theta, logx):
+        """log L / aD = S = logsumexp(u1, u2) and the softmax weight s1 of the N term,
+        the pieces the Jacobian and its vector product are built from."""
         lnNc, lnDc, aN, aD = (float(v) for v in theta)
         dn = lnNc - logx[:, 0]
         u1, u2 = (aN / aD) * dn, lnDc - logx[:, 1]
         m = np.maximum(u1, u2)
         e1, e2 = np.exp(u1 - m), np.exp(u2 - m)
         tot = e1 + e2
-        S = np.log(tot) + m
-        s1 = e1 / tot
-        jac = np.empty((len(tot), 4))
+        return aN, aD, dn, u1, np.log(tot) + m, e1 / tot
+
+    def log_pred_grad(self, theta, logx):
+        aN, aD, dn, u1, S, s1 = self._softmax_terms(theta, logx)
+        jac = np.empty((len(S), 4))
         jac[:, 0] = aN * s1
-        jac[:, 1] = aD * (e2 / tot)
+        jac[:, 1] = aD * (1 - s1)
         jac[:, 2] = s1 * dn
         jac[:, 3] = S - s1 * u1
         return aD * S, jac
 
     def log_pred_vjp(self, theta, logx):
-        lnNc, lnDc, aN, aD = (float(v) for v in theta)
-        dn = lnNc - logx[:, 0]
-        u1, u2 = (aN / aD) * dn, lnDc - logx[:, 1]
-        m = np.maximum(u1, u2)
-        e1, e2 = np.exp(u1 - m), np.exp(u2 - m)
-        tot = e1 + e2
-        S = np.log(tot) + m
-        s1 = e1 / tot
+        aN, aD, dn, u1, S, s1 = self._softmax_terms(theta, logx)
 
         def vjp(v):  # the columns of log_pred_grad's Jacobian, contracted with v
             a = v @ s1
