@@ -106,9 +106,7 @@ def run_packs(configs: list, pack: int) -> None:
         for i in range(0, len(group), pack):
             chunk = group[i : i + pack]
             for rec in train_packed(chunk):
-                loss = rec.get("final_val_loss")
-                print(f"[{rec['sweep']}] {rec['run_id']}: {rec['status']}"
-                      + (f", val loss {loss:.4f}" if loss is not None else f" ({rec.get('error')})"))
+                print(outcome_line(rec))
             print(progress_line(chunk[0].results_dir, chunk[0].sweep.name))
 
 
@@ -135,11 +133,16 @@ def run_job(cfg: DictConfig) -> dict | None:
         result = records.read_record(path)
     else:
         result = train(cfg)
-        loss = result.get("final_val_loss")
-        print(f"[{cfg.sweep.name}] {rid}: {result['status']}"
-              + (f", val loss {loss:.4f}" if loss is not None else f" ({result.get('error')})"))
+        print(outcome_line(result))
     print(progress_line(cfg.results_dir, cfg.sweep.name))
     return result
+
+
+def outcome_line(rec: dict) -> str:
+    """``[sweep] run_id: status, val loss X`` (or the error when not ok)."""
+    loss = rec.get("final_val_loss")
+    return (f"[{rec['sweep']}] {rec['run_id']}: {rec['status']}"
+            + (f", val loss {loss:.4f}" if loss is not None else f" ({rec.get('error')})"))
 
 
 def _fmt_time(s: float) -> str:
