@@ -120,9 +120,7 @@ def facts_probe(lang, context: int, records_per_bucket: int, seed: int) -> Probe
     n_rec = -(-(context + 1) // 3)
     n_rows = -(-facts.size // n_rec)
     facts = np.resize(facts, n_rows * n_rec)  # pad by wrapping; padded records are probed too
-    noisy = rng.random(facts.size) < lang.noise
-    values = np.where(noisy, rng.integers(0, lang.vocab, facts.size), lang.values[facts])
-    rec = np.stack([lang.k1[facts], lang.k2[facts], values], axis=1).reshape(n_rows, n_rec * 3)
+    rec = lang.records(rng, facts).reshape(n_rows, n_rec * 3)
     windows = rec[:, : context + 1]
     band = band_of(facts + 1, bands).reshape(n_rows, n_rec)
     truth = lang.values[facts].reshape(n_rows, n_rec)

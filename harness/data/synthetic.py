@@ -103,11 +103,15 @@ class ZipfFacts:
     def sample_facts(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.minimum(np.searchsorted(self.cdf, rng.random(n)), self.n_facts - 1)
 
+    def records(self, rng: np.random.Generator, facts: np.ndarray) -> np.ndarray:
+        """(len(facts), 3) records ``k1 k2 v``; each value is noisy with probability ``noise``."""
+        v = np.where(rng.random(facts.size) < self.noise, rng.integers(0, self.vocab, facts.size),
+                     self.values[facts])
+        return np.stack([self.k1[facts], self.k2[facts], v], axis=1)
+
     def windows(self, rng: np.random.Generator, n_rows: int, context: int) -> np.ndarray:
         n_rec = -(-(context + 1) // 3)
-        r = self.sample_facts(rng, n_rows * n_rec)
-        v = np.where(rng.random(r.size) < self.noise, rng.integers(0, self.vocab, r.size), self.values[r])
-        rec = np.stack([self.k1[r], self.k2[r], v], axis=1).reshape(n_rows, n_rec * 3)
+        rec = self.records(rng, self.sample_facts(rng, n_rows * n_rec)).reshape(n_rows, n_rec * 3)
         return rec[:, : context + 1]
 
 
