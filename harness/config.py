@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+# torch.compile modes; reduce-overhead and max-autotune replay CUDA graphs on a GPU
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SCHEDULES = ("cosine", "wsd", "constant")
 PARAMETRIZATIONS = ("sp", "mup")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -67,6 +69,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead = CUDA graphs
     seed: int = 0
     eval_every: int = 0  # steps between evaluations; 0 means 10 evaluations per run
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
@@ -171,6 +174,9 @@ def validate(cfg: Any) -> None:
     _choice("train.schedule", t.schedule, SCHEDULES)
     _choice("train.device", t.device, DEVICES)
     _choice("train.precision", t.precision, PRECISIONS)
+    _choice("train.compile_mode", t.compile_mode, COMPILE_MODES)
+    if t.compile_mode != "default" and not t.compile:
+        raise ConfigError(f"train.compile_mode={t.compile_mode} needs train.compile=true")
     if t.warmup < 0:
         raise ConfigError(f"train.warmup={t.warmup} must be >= 0")
     if not 0 <= t.cooldown <= 1:

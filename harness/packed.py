@@ -63,7 +63,7 @@ from harness.config import resolve_lr, to_container
 from harness.data import TokenData, build_data
 from harness.model import GPT, GPTConfig, flops_per_token, param_counts
 from harness.schedule import lr_multiplier, warmup_steps
-from harness.train import gpt_config, peak_flops, planned_tokens, resolve_device, resolve_precision, versions
+from harness.train import gpt_config, is_oom, peak_flops, planned_tokens, resolve_device, resolve_precision, versions
 
 # Keys that must agree for runs to share a pack: the model's shape (one set of
 # kernels), the batch shape, and where and in which precision they run.
@@ -263,7 +263,7 @@ class PackedTrainer:
         dev = self.device
         try:
             D_planned = planned_tokens(cfg)
-            run.data = _build_data(cfg, D_planned, data_cache)
+            run.data = _build_data(cfg, D_planned, data_cache, dev)
             gcfg = gpt_config(cfg, run.data.vocab_size)
             counts = param_counts(gcfg)
             run.n_nonemb = counts["params_nonembedding"]
@@ -279,7 +279,7 @@ class PackedTrainer:
                 run.lr * lr_multiplier(s, run.total_steps, t.schedule, run.warm, t.cooldown, t.min_lr_ratio)
                 for s in range(run.total_steps)
             ])
-            run.val = run.data.val.to(self.device)
+            run.val = run.data.val
             record.update(counts)
             record.update({
                 "tokens": tokens, "steps": run.total_steps, "lr": run.lr,
@@ -328,8 +328,8 @@ class PackedTrainer:
         s = self.step_count
         runs = [self.runs[i] for i in self.active]
         batches = [r.data.train.batch(s) for r in runs]
-        x = torch.stack([b[0] for b in batches]).to(self.device, non_blocking=True)
-        y = torch.stack([b[1] for b in batches]).to(self.device, non_blocking=True)
+        x = torch.stack([b[0] for b in batches])  # on the device already (see _build_data)
+        y = torch.stack([b[1] for b in batches])
 
         loss = self.losses(self.params, x, y)
         grads = torch.autograd.grad(loss.sum(), list(self.params.values()))
@@ -446,7 +446,7 @@ class PackedTrainer:
             self._abort("interrupted", f"interrupted at step {self.step_count}")
             raise
         except Exception as e:
-            if _is_oom(e):
+            if is_oom(e):
                 self._abort("oom", f"CUDA out of memory with {len(self.active)} packed runs")
             else:
                 self._abort("failed", f"{type(e).__name__}: {e}")
@@ -473,21 +473,16 @@ class PackedTrainer:
         return done / max(self.loop_time, 1e-9)
 
 
-def _build_data(cfg: Any, n_tokens: int, cache: dict) -> TokenData:
+def _build_data(cfg: Any, n_tokens: int, cache: dict, device: torch.device) -> TokenData:
     """Runs of a pack that differ only in seed or lr would build identical data: build
-    it once. The key is everything a source reads (the data section, context, batch
-    size and D)."""
+    it once (and hold it on the device, as train.py does). The key is everything a
+    source reads (the data section, context, batch size and D)."""
     key = json.dumps([to_container(cfg)["data"], cfg.model.context, cfg.train.batch_size, n_tokens],
                      sort_keys=True, default=str)
     if key not in cache:
-        cache[key] = build_data(cfg, n_tokens)
+        data = build_data(cfg, n_tokens)
+        cache[key] = data.to(device) if device.type != "cpu" else data
     return cache[key]
-
-
-def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.cuda.OutOfMemoryError) or (
-        isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
-    )
 
 
 def train_packed(cfgs: list[Any], write: bool = True) -> list[dict]:

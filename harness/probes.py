@@ -24,7 +24,7 @@ Two kinds:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -41,6 +41,10 @@ class ProbeSet:
     answer: torch.Tensor  # (R, T) int64: the correct answer at each target position
     names: list[str]  # bucket labels, e.g. "ranks 1-3"
     mass: list[float]  # probability mass of each bucket in the training distribution
+
+    def to(self, device: torch.device | str) -> "ProbeSet":
+        return replace(self, windows=self.windows.to(device), bucket=self.bucket.to(device),
+                       answer=self.answer.to(device))
 
 
 def rank_bands(n: int, base: int = BUCKET_BASE) -> list[tuple[int, int]]:

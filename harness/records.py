@@ -24,6 +24,7 @@ STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 NON_SEMANTIC = {
     "train.device",
     "train.compile",
+    "train.compile_mode",
     "train.progress",
     "train.threads",
     "train.checkpoint_every",

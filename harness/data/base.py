@@ -1,7 +1,7 @@
 """The data interface: what every source hands the training loop."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Protocol
 
 import torch
@@ -9,6 +9,8 @@ import torch
 
 class Sampler(Protocol):
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def to(self, device: torch.device | str) -> "Sampler": ...
 
 
 @dataclass
@@ -30,6 +32,12 @@ class TokenData:
     entropy_floor: Optional[float]
     info: dict[str, Any] = field(default_factory=dict)
     probe: Optional[Any] = None
+
+    def to(self, device: torch.device | str) -> "TokenData":
+        """The same data with every token tensor (training stream, held-out windows,
+        probes) copied to ``device`` once, so no step moves tokens from the host."""
+        probe = self.probe.to(device) if self.probe is not None else None
+        return replace(self, train=self.train.to(device), val=self.val.to(device), probe=probe)
 
 
 class Source(Protocol):

@@ -19,10 +19,14 @@ class WindowSampler:
     synthetic sources, whose windows start at a record boundary.
     """
 
-    def __init__(self, rows: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"):
-        self.rows = rows.to(device)
+    def __init__(self, rows: torch.Tensor, batch_size: int):
+        self.rows = rows
         self.batch_size = batch_size
         self.n_batches = rows.shape[0] // batch_size
+
+    def to(self, device: torch.device | str) -> "WindowSampler":
+        """The same batches, sliced from a copy of the rows held on ``device``."""
+        return WindowSampler(self.rows.to(device), self.batch_size)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = (step % self.n_batches) * self.batch_size
@@ -36,6 +40,11 @@ class StreamSampler:
     Window starts for step ``s`` come from a generator seeded with (seed, s): uniform
     over the stream, with replacement, as in nanoGPT. ``epochs`` is tokens seen over
     stream length.
+
+    The stream stays a (memory-mapped) numpy array until :meth:`to` copies it into a
+    torch tensor on a device (int32, 4 bytes per token); then only the ``batch_size``
+    window starts cross from the host each step and the gather runs on the device.
+    Both paths give the same batches.
     """
 
     def __init__(self, tokens: np.ndarray, context: int, batch_size: int, seed: int):
@@ -46,11 +55,23 @@ class StreamSampler:
         self.batch_size = batch_size
         self.seed = seed
         self._offsets = np.arange(context + 1)
+        self._on_device: torch.Tensor | None = None  # the stream as a tensor, after to()
+
+    def to(self, device: torch.device | str) -> "StreamSampler":
+        """The same batches, gathered from a copy of the stream held on ``device``."""
+        moved = StreamSampler(self.tokens, self.context, self.batch_size, self.seed)
+        moved._on_device = torch.from_numpy(np.asarray(self.tokens, dtype=np.int32)).to(device)
+        return moved
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((self.seed, step))
         starts = rng.integers(0, len(self.tokens) - self.context - 1, size=self.batch_size)
-        chunk = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))
+        if self._on_device is None:
+            chunk = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))
+        else:
+            s = torch.from_numpy(starts).to(self._on_device.device, non_blocking=True)
+            idx = s[:, None] + torch.arange(self.context + 1, device=s.device)
+            chunk = self._on_device[idx].long()
         return chunk[:, :-1], chunk[:, 1:]
 
 

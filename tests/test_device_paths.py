@@ -1,0 +1,152 @@
+"""The GPU code paths that can be checked on CPU: tokens held on the device, no host
+syncs in the step, torch.compile with CUDA-graph mode, and harness-bench.
+
+A GPU makes none of these faster here; what is checked is that the paths run and
+compute the same thing as the CPU defaults. Their speed is measured by harness-bench
+on a GPU (see results/bench)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import harness
+from harness.config import ConfigError, validate
+from harness.data import build_data
+from harness.data.sampler import StreamSampler, WindowSampler
+from harness.train import train
+
+HARNESS_DIR = str(Path(harness.__file__).parent)
+
+
+def test_token_data_to_moves_every_token_tensor(tiny_cfg):
+    cfg = tiny_cfg(**{"data.probe_records": 64})
+    data = build_data(cfg, 32 * 16 * 4)
+    moved = data.to("meta")  # a device with no storage: anything left on the host shows
+    x, y = moved.train.batch(3)
+    assert x.device.type == y.device.type == "meta" and x.dtype == torch.int64
+    assert x.shape == y.shape == (16, 32)
+    assert moved.val.device.type == "meta"
+    p = moved.probe
+    assert p is not None and {p.windows.device.type, p.bucket.device.type, p.answer.device.type} == {"meta"}
+    # the original is untouched
+    assert data.train.batch(3)[0].device.type == "cpu" and data.probe.windows.device.type == "cpu"
+
+
+def test_window_sampler_on_device_gives_the_same_batches():
+    rows = torch.randint(0, 100, (40, 9), dtype=torch.int16)
+    host, dev = WindowSampler(rows, 8), WindowSampler(rows, 8).to("cpu")
+    for step in (0, 1, 4, 5, 11):
+        for a, b in zip(host.batch(step), dev.batch(step)):
+            assert torch.equal(a, b) and a.dtype == b.dtype == torch.int64
+
+
+def test_stream_sampler_device_gather_equals_host_gather():
+    tokens = np.random.default_rng(0).integers(0, 3000, size=5000).astype(np.uint16)
+    host = StreamSampler(tokens, context=16, batch_size=8, seed=3)
+    dev = host.to("cpu")  # the torch gather path, run on the CPU
+    assert dev._on_device is not None
+    for step in (0, 1, 7, 1000):
+        for a, b in zip(host.batch(step), dev.batch(step)):
+            assert torch.equal(a, b) and b.dtype == torch.int64
+    x, _ = host.to("meta").batch(2)
+    assert x.device.type == "meta" and x.shape == (8, 16)
+
+
+SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+def count_harness_syncs(monkeypatch, run) -> int:
+    """Calls made from harness code of the Tensor methods that wait for the device."""
+    count = 0
+
+    def wrap(name):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, **kw):
+            nonlocal count
+            if sys._getframe(1).f_code.co_filename.startswith(HARNESS_DIR):
+                count += 1
+            return original(self, *a, **kw)
+        return counted
+
+    with monkeypatch.context() as m:
+        for name in SYNCS:
+            m.setattr(torch.Tensor, name, wrap(name))
+        rec = run()
+    assert rec["status"] == "ok"
+    return count
+
+
+def test_the_step_reads_the_loss_back_only_every_ten_steps(tiny_cfg, monkeypatch):
+    """40 more steps cost exactly 4 more host syncs: the loss check every 10 steps.
+    Any per-step sync added to the loop, the sampler or the model fails this."""
+    def run(steps):
+        cfg = tiny_cfg(**{"data.tokens": 32 * 16 * steps, "train.eval_every": 10_000,
+                          "train.seed": steps})
+        return count_harness_syncs(monkeypatch, lambda: train(cfg))
+
+    short, long = run(40), run(80)
+    assert short > 0  # the counter sees the loop's syncs at all
+    assert long - short == 4
+
+
+def test_compile_mode_needs_compile(tiny_cfg):
+    with pytest.raises(ConfigError, match="train.compile_mode=reduce-overhead needs train.compile=true"):
+        validate(tiny_cfg(**{"train.compile_mode": "reduce-overhead"}))
+    with pytest.raises(ConfigError, match="train.compile_mode"):
+        validate(tiny_cfg(**{"train.compile": True, "train.compile_mode": "fast"}))
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_run_with_cuda_graph_mode_matches_eager(tiny_cfg, tmp_path):
+    """reduce-overhead (CUDA graphs on a GPU; inductor skips the graphs on CPU) runs the
+    loop's step marker and trains to eager's loss; the compile time lands in first_step_s."""
+    eager = train(tiny_cfg(**{"data.tokens": 32 * 16 * 12}))
+    comp = train(tiny_cfg(**{"data.tokens": 32 * 16 * 12, "train.compile": True,
+                             "train.compile_mode": "reduce-overhead", "results_dir": str(tmp_path / "c")}))
+    assert comp["status"] == "ok", comp.get("error")
+    assert comp["run_id"] == eager["run_id"]  # how a run is compiled is not part of what it computes
+    assert comp["final_val_loss"] == pytest.approx(eager["final_val_loss"], rel=1e-3)
+    assert comp["first_step_s"] > eager["first_step_s"]
+
+
+def test_bench_writes_json_and_markdown_naming_the_device(tmp_path):
+    from harness.bench import main
+
+    main(["--shapes", "16x1", "--steps", "6", "--batch-size", "4", "--context", "16", "--threads", "1",
+          "--baseline", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "bench_cpu.json").read_text())
+    (row,) = res["shapes"]
+    assert res["device"].startswith("CPU") and res["sampler_device"] == "cpu"
+    assert row["mfu"] is None and row["steady_tokens_per_s"] > 0 and row["baseline_tokens_per_s"] > 0
+    assert row["params_nonembedding"] > 12 * 16 * 16  # one block: 12 d^2 plus biases and norms
+    assert row["step_ms"] > 0 and row["first_step_s"] > 0 and row["wall_s"] > 0
+    md = (tmp_path / "bench_cpu.md").read_text()
+    assert md.startswith("# harness-bench on CPU") and "| 16x1 |" in md
+
+
+def test_bench_rejects_a_bad_shape_before_timing_anything(tmp_path, capsys):
+    from harness.bench import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--shapes", "50x1", "--head-dim", "16", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "shape 50x1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_steady_state_and_compile_payback_arithmetic():
+    from harness.bench import compile_payback, steady_tokens_per_s
+
+    # 10 steps of 100 tokens in 2 s, the first taking 1.1 s: 900 tokens in 0.9 s
+    assert steady_tokens_per_s(1000, 500.0, 1.1, 100) == pytest.approx(1000.0)
+    eager = {"first_step_s": 0.1, "steady_step_ms": 10.0}
+    assert compile_payback(eager, {"first_step_s": 5.1, "steady_step_ms": 8.0})["payback_steps"] == pytest.approx(2500)
+    assert compile_payback(eager, {"first_step_s": 5.1, "steady_step_ms": 12.0})["payback_steps"] is None
