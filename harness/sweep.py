@@ -175,6 +175,18 @@ def progress_line(results_dir: str | Path, sweep: str) -> str:
             f" · elapsed {_fmt_time(t['elapsed_s'])} · ETA {eta}")
 
 
+def compile_line(sweep: str, recs: list[dict]) -> str | None:
+    """What torch.compile cost the sweep's compiled runs: their summed compile time
+    (record ``compile_s``) as a share of their summed wall time."""
+    compiled = [r for r in recs if r.get("compile_s") is not None]
+    if not compiled:
+        return None
+    spent = sum(r["compile_s"] for r in compiled)
+    wall = sum(r.get("wall_time_s", 0.0) for r in compiled)
+    return (f"[{sweep}] torch.compile: {spent:.1f} s of the {len(compiled)} compiled runs' "
+            f"{wall:.1f} s wall time ({spent / max(wall, 1e-9):.1%})")
+
+
 def finish_sweep(cfg: Any) -> dict:
     """Summary, runs.csv, fit, figures and the wandb analysis run."""
     results_dir, sweep = cfg.results_dir, cfg.sweep.name
@@ -191,6 +203,9 @@ def finish_sweep(cfg: Any) -> dict:
         total = sum(r.get("tokens", 0) for r in recs)
         print(f"[{sweep}] WSD branching: {shared:,} of {total:,} training tokens came from a sibling's "
               f"stable phase, so the sweep trained {1 - shared / total:.0%} of the tokens independent runs need")
+    line = compile_line(sweep, recs)
+    if line:
+        print(line)
     records.write_runs_csv(recs, out / "runs.csv")
     print(f"[{sweep}] wrote {out / 'runs.csv'} ({len(recs)} records)")
     if not cfg.sweep.fit:

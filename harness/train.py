@@ -436,6 +436,12 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
         elapsed = time.time() - t_loop
         tps = (tokens - tokens_at_start) / max(elapsed, 1e-9)
         peak = peak_flops(device)
+        steps_run = total_steps - tokens_at_start // batch_tokens
+        if t.compile and "first_step_s" in record and steps_run > 1:
+            # compilation = the first step's time over a typical step's (evals are spread
+            # over the steps, so this slightly underestimates it)
+            typical = (elapsed - record["first_step_s"]) / (steps_run - 1)
+            record["compile_s"] = max(0.0, record["first_step_s"] - typical)
         record.update({
             "status": "ok",
             "final_train_loss": curve[-1]["train_loss"],

@@ -115,6 +115,16 @@ def test_compiled_run_with_cuda_graph_mode_matches_eager(tiny_cfg, tmp_path):
     assert comp["run_id"] == eager["run_id"]  # how a run is compiled is not part of what it computes
     assert comp["final_val_loss"] == pytest.approx(eager["final_val_loss"], rel=1e-3)
     assert comp["first_step_s"] > eager["first_step_s"]
+    assert 0 < comp["compile_s"] < comp["first_step_s"] and "compile_s" not in eager
+
+
+def test_sweep_reports_the_share_of_wall_time_spent_compiling():
+    from harness.sweep import compile_line
+
+    recs = [{"compile_s": 3.0, "wall_time_s": 50.0}, {"compile_s": 1.0, "wall_time_s": 30.0},
+            {"wall_time_s": 100.0}]  # an eager run does not count
+    assert compile_line("gpu", recs) == "[gpu] torch.compile: 4.0 s of the 2 compiled runs' 80.0 s wall time (5.0%)"
+    assert compile_line("gpu", recs[2:]) is None
 
 
 def test_bench_writes_json_and_markdown_naming_the_device(tmp_path):
