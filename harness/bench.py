@@ -231,8 +231,8 @@ def to_markdown(res: dict) -> str:
     if res.get("parallel"):
         p = res["parallel"]
         lines += ["", f"Sweep throughput, {p['runs']} runs of {p['shape']}: sequential (one process, torch's "
-                  f"default {p['torch_default_threads']} threads) {p['sequential_tokens_per_s']:,.0f} tok/s; {p['runs']} processes x 1 thread "
-                  f"{p['parallel_tokens_per_s']:,.0f} tok/s ({p['speedup']:.2f}x)."]
+                  f"default {p['torch_default_threads']} threads) {p['sequential_tokens_per_s']:,.0f} tok/s; "
+                  f"{p['runs']} processes x 1 thread {p['parallel_tokens_per_s']:,.0f} tok/s ({p['speedup']:.2f}x)."]
     s = res["samplers"]
     lines += ["", f"Samplers on {res['sampler_device']}: window slices {s['window_tokens_per_s'] / 1e6:,.0f} M tok/s, "
               f"stream gathers {s['stream_tokens_per_s'] / 1e6:,.0f} M tok/s."]

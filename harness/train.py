@@ -266,8 +266,8 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             "entropy_floor": data.entropy_floor, "data_info": data.info,
             "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "precision": precision, "versions": versions(),
-            # CPU results are bitwise reproducible for a fixed thread count (reductions
-            # split differently across threads: about 1e-3 nats apart at the end of a run)
+            # CPU results are bitwise reproducible for a fixed thread count; reductions
+            # split differently across threads (final losses up to ~1e-3 nats apart)
             "torch_threads": torch.get_num_threads() if device.type == "cpu" else None,
         })
 
