@@ -77,13 +77,14 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
             points.append(point)
             configs.append(cfg)
         sweep_name, results_dir = cfg.sweep.name, cfg.results_dir
-    done = {
+    done = [
         rid for rid in run_ids
         if _status(records.record_path(results_dir, sweep_name, rid)) == "ok"
-    }
+    ]
     info = {
         "sweep": sweep_name, "results_dir": results_dir, "total": len(run_ids), "run_ids": run_ids,
-        "points": points, "already_done": len(done), "started": time.time(), "axes": axes,
+        "points": points, "already_done": len(done), "done_at_start": done, "started": time.time(),
+        "axes": axes, "flops": [planned_flops(c) for c in configs],
     }
     records.atomic_write_text(plan_path(results_dir, sweep_name), json.dumps(info, indent=1))
     return {**info, "configs": configs}
@@ -150,27 +151,48 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def planned_flops(cfg: Any) -> float:
+    """A run's planned training FLOPs (flops_per_token, PaLM convention, times D): the
+    weight of a run in the sweep's ETA."""
+    from harness.model import flops_per_token
+    from harness.train import gpt_config, planned_tokens
+
+    vocab = cfg.data.tokenizer_vocab if cfg.data.source == "text" else cfg.data.vocab
+    return float(flops_per_token(gpt_config(cfg, vocab)) * planned_tokens(cfg))
+
+
 def tally(results_dir: str | Path, sweep: str) -> dict:
-    """Statuses of the planned runs, and how many were done before this sweep began."""
+    """Statuses of the planned runs, how many were done before this sweep began, and
+    the planned FLOPs finished by this sweep and still to run."""
     info = json.loads(plan_path(results_dir, sweep).read_text())
     counts: dict[str, int] = {s: 0 for s in records.STATUSES}
     counts["missing"] = 0
-    for rid in info["run_ids"]:
+    at_start = set(info.get("done_at_start", []))
+    flops = info.get("flops") or [1.0] * info["total"]
+    flops_new = flops_left = 0.0
+    for rid, f in zip(info["run_ids"], flops):
         status = _status(records.record_path(results_dir, sweep, rid))
         counts[status or "missing"] += 1
+        if status is None:
+            flops_left += f
+        elif rid not in at_start:
+            flops_new += f
     finished = info["total"] - counts["missing"]
     return {**counts, "total": info["total"], "finished": finished, "skipped": info["already_done"],
-            "elapsed_s": time.time() - info["started"]}
+            "elapsed_s": time.time() - info["started"], "flops_new": flops_new, "flops_left": flops_left}
 
 
 def progress_line(results_dir: str | Path, sweep: str) -> str:
+    """Runs done, elapsed time and an ETA that weighs the runs by their planned FLOPs.
+    Small models run below their FLOP rate, so late in a largest-first sweep the ETA
+    is optimistic."""
     try:
         t = tally(results_dir, sweep)
     except (OSError, ValueError, KeyError):
         return f"[{sweep}] progress unknown (no plan.json)"
-    new = t["finished"] - t["skipped"]
     left = t["total"] - t["finished"]
-    eta = _fmt_time(t["elapsed_s"] / new * left) if new > 0 and left > 0 else "-"
+    eta = (_fmt_time(t["elapsed_s"] * t["flops_left"] / t["flops_new"])
+           if t["flops_new"] > 0 and left > 0 else "-")
     return (f"[{sweep}] {t['finished']}/{t['total']} runs done ({t['skipped']} skipped as already done)"
             f" · elapsed {_fmt_time(t['elapsed_s'])} · ETA {eta}")
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,36 @@ def test_packed_sweep_writes_the_same_run_ids_as_unpacked(tmp_path):
     loss = {r["run_id"]: r["final_val_loss"] for r in b}
     for r in a:
         assert r["final_val_loss"] == pytest.approx(loss[r["run_id"]], rel=1e-4)
+
+
+def test_eta_weighs_runs_by_planned_flops(tmp_path, monkeypatch):
+    """Half the planned FLOPs of this sweep's runs done in 60 s: 60 s to go, however
+    many runs that is. A run done before the sweep began counts for nothing."""
+    from harness import sweep
+
+    plan = {"sweep": "s", "total": 5, "run_ids": ["a", "b", "c", "d", "old"], "already_done": 1,
+            "done_at_start": ["old"], "flops": [8.0, 4.0, 2.0, 2.0, 100.0], "started": time.time() - 60}
+    (tmp_path / "s").mkdir()
+    sweep.plan_path(tmp_path, "s").write_text(json.dumps(plan))
+    status = {"a": "ok", "old": "ok"}
+    monkeypatch.setattr(sweep, "_status", lambda path: status.get(path.stem))
+    t = sweep.tally(tmp_path, "s")
+    assert (t["flops_new"], t["flops_left"], t["finished"], t["skipped"]) == (8.0, 8.0, 2, 1)
+    assert "2/5 runs done" in sweep.progress_line(tmp_path, "s")
+    assert "ETA 1m00s" in sweep.progress_line(tmp_path, "s")
+
+
+def test_plan_records_each_runs_planned_flops(tmp_path):
+    from harness.sweep import plan
+
+    config_dir = str(Path(__file__).parents[1] / "configs")
+    info = plan(config_dir, ["sweep=tiny", f"results_dir={tmp_path}"])
+    saved = json.loads((tmp_path / "tiny" / "plan.json").read_text())
+    assert len(saved["flops"]) == saved["total"] == 4 and saved["done_at_start"] == []
+    widths = [int(c.model.width) for c in info["configs"]]
+    tokens = [int(c.data.tokens) for c in info["configs"]]
+    # more width or more tokens never costs less
+    for i in range(4):
+        for j in range(4):
+            if widths[i] >= widths[j] and tokens[i] >= tokens[j]:
+                assert saved["flops"][i] >= saved["flops"][j]
