@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -46,21 +47,27 @@ from harness.probes import evaluate_probes
 from harness.schedule import lr_multiplier, warmup_steps
 from harness.tracking import Tracker
 
-# Peak dense bf16 FLOP/s for MFU (vendor datasheets, without sparsity).
+# Peak dense bf16 FLOP/s for MFU (vendor datasheets, without sparsity). The first key
+# whose words all appear, in order and whole, in the device name wins; an unknown
+# device gets no MFU rather than a neighbour's peak.
 PEAK_FLOPS = {
-    "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12,
-    "A100": 312e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12,
+    "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12,
+    "L40S": 362e12, "L40": 181e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12,
 }
 
 
-def peak_flops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
+def peak_flops_for(name: str) -> float | None:
+    """Peak bf16 dense FLOP/s of a CUDA device called ``name``, or None if not in the table."""
+    words = re.split(r"[\s\-_]+", name.lower())
     for key, value in PEAK_FLOPS.items():
-        if key.replace(" ", "").lower() in name.replace(" ", "").lower():
+        k = key.lower().split()
+        if any(words[i : i + len(k)] == k for i in range(len(words))):
             return value
     return None
+
+
+def peak_flops(device: torch.device) -> float | None:
+    return peak_flops_for(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
 
 def resolve_device(name: str) -> torch.device:

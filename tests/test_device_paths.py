@@ -160,3 +160,15 @@ def test_steady_state_and_compile_payback_arithmetic():
     eager = {"first_step_s": 0.1, "steady_step_ms": 10.0}
     assert compile_payback(eager, {"first_step_s": 5.1, "steady_step_ms": 8.0})["payback_steps"] == pytest.approx(2500)
     assert compile_payback(eager, {"first_step_s": 5.1, "steady_step_ms": 12.0})["payback_steps"] is None
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H200", 989e12),
+    ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA L4", 121e12), ("NVIDIA L40S", 362e12),
+    ("NVIDIA GeForce RTX 4090", 165e12),
+    ("NVIDIA A10G", None), ("Tesla V100-SXM2-16GB", None),  # not in the table: no MFU, not a neighbour's
+])
+def test_peak_flops_matches_whole_words_of_the_device_name(name, peak):
+    from harness.train import peak_flops_for
+
+    assert peak_flops_for(name) == peak
