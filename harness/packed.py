@@ -60,7 +60,7 @@ from torch.func import functional_call, vmap
 
 from harness import records
 from harness.config import resolve_lr, to_container
-from harness.data import TokenData, build_data
+from harness.data import TokenData, build_data, data_key
 from harness.model import GPT, GPTConfig, flops_per_token, param_counts
 from harness.schedule import lr_multiplier, warmup_steps
 from harness.train import gpt_config, is_oom, peak_flops, planned_tokens, resolve_device, resolve_precision, versions
@@ -475,10 +475,8 @@ class PackedTrainer:
 
 def _build_data(cfg: Any, n_tokens: int, cache: dict, device: torch.device) -> TokenData:
     """Runs of a pack that differ only in seed or lr would build identical data: build
-    it once (and hold it on the device, as train.py does). The key is everything a
-    source reads (the data section, context, batch size and D)."""
-    key = json.dumps([to_container(cfg)["data"], cfg.model.context, cfg.train.batch_size, n_tokens],
-                     sort_keys=True, default=str)
+    it once (and hold it on the device, as train.py does)."""
+    key = data_key(cfg, n_tokens)
     if key not in cache:
         data = build_data(cfg, n_tokens)
         cache[key] = data.to(device) if device.type != "cpu" else data

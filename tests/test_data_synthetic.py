@@ -82,3 +82,22 @@ def test_train_and_val_splits_are_disjoint_streams_and_ladders_nest(tiny_cfg):
     assert overlap == 0
     x, y = big.train.batch(3)
     assert torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_the_last_generated_data_is_reused_not_regenerated(tiny_cfg, monkeypatch):
+    """Runs of one D at several widths, one after another, generate the data once."""
+    import harness.data as data_mod
+
+    calls = []
+    build = data_mod.SOURCES["zipf_facts"].build
+    monkeypatch.setattr(data_mod.SOURCES["zipf_facts"], "build",
+                        staticmethod(lambda cfg, n: calls.append(n) or build(cfg, n)))
+    monkeypatch.setattr(data_mod, "_last", {})
+    n = 16 * 32 * 50
+    a = build_data(tiny_cfg(**{"model.width": 32}), n)
+    b = build_data(tiny_cfg(**{"model.width": 64, "model.heads": 4}), n)  # width is not a data key
+    assert b is a and calls == [n]
+    c = build_data(tiny_cfg(), 2 * n)
+    d = build_data(tiny_cfg(**{"data.seed": 1}), 2 * n)
+    assert c is not a and d is not c and calls == [n, 2 * n, 2 * n]
+    assert len(data_mod._last) == 1  # only the latest is held

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from harness.data.base import TokenData
@@ -21,9 +22,33 @@ SOURCES: dict[str, Any] = {
 }
 
 
+# Sources that are a pure function of the config: the last one built in this process
+# is reused when the next run asks for the same data (a sweep's runs of one D at several
+# widths, run one after another), instead of being generated again.
+GENERATED = ("zipf_facts", "markov")
+_last: dict[str, TokenData] = {}
+
+
+def data_key(cfg: Any, n_train_tokens: int) -> str:
+    """Everything a source reads: the data section, context, batch size and D."""
+    from harness.config import to_container
+
+    return json.dumps([to_container(cfg)["data"], cfg.model.context, cfg.train.batch_size, n_train_tokens],
+                      sort_keys=True, default=str)
+
+
 def build_data(cfg: Any, n_train_tokens: int) -> TokenData:
-    """Build the configured source with at least ``n_train_tokens`` training targets."""
-    return SOURCES[cfg.data.source].build(cfg, n_train_tokens)
+    """Build the configured source with at least ``n_train_tokens`` training targets.
+
+    The result is shared, not copied, when reused: callers must not modify it (the
+    training loop only reads it, and ``TokenData.to`` makes copies)."""
+    if cfg.data.source not in GENERATED:
+        return SOURCES[cfg.data.source].build(cfg, n_train_tokens)
+    key = data_key(cfg, n_train_tokens)
+    if key not in _last:
+        _last.clear()  # free the previous data before generating the next
+        _last[key] = SOURCES[cfg.data.source].build(cfg, n_train_tokens)
+    return _last[key]
 
 
-__all__ = ["SOURCES", "TokenData", "build_data"]
+__all__ = ["SOURCES", "TokenData", "build_data", "data_key"]
