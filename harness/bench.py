@@ -119,8 +119,7 @@ def minimal_loop(width: int, depth: int, args, threads: int) -> float:
                           context=args.context)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
     data = torch.randint(0, 128, (args.steps, args.batch_size, args.context + 1), device=device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     t0 = time.time()  # every step timed, warm-up included, as the harness loop's tokens/s is
     for i in range(args.steps):
         for g in opt.param_groups:
@@ -130,8 +129,7 @@ def minimal_loop(width: int, depth: int, args, threads: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     return args.steps * args.batch_size * args.context / (time.time() - t0)
 
 
