@@ -10,32 +10,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable
 
+from harness.config import non_semantic_keys
+
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 
-# Keys that do not change what a run computes (where it runs, how it reports).
-NON_SEMANTIC = {
-    "train.device",
-    "train.compile",
-    "train.compile_mode",
-    "train.progress",
-    "train.threads",
-    "train.checkpoint_every",
-    "train.checkpoint_minutes",
-    "train.resume",
-    "train.branch_tokens",
-    "data.cache_dir",
-    "sweep.fit",
-    "sweep.pack",
-}
-NON_SEMANTIC_GROUPS = {"wandb", "results_dir"}
+# Keys (and whole groups) that do not change what a run computes: marked
+# ``semantic=False`` in harness.config, left out of the run id.
+NON_SEMANTIC = frozenset(non_semantic_keys())
 
 # Scalar fields copied into runs.csv, in order; config columns are appended.
 CSV_FIELDS = [
@@ -70,7 +61,7 @@ def semantic_config(config: dict) -> dict[str, Any]:
     return {
         k: v
         for k, v in sorted(flat.items())
-        if k not in NON_SEMANTIC and k.split(".")[0] not in NON_SEMANTIC_GROUPS
+        if k not in NON_SEMANTIC and k.split(".")[0] not in NON_SEMANTIC
     }
 
 
@@ -80,12 +71,46 @@ def run_id(config: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def runs_dir(results_dir: str | Path, sweep: str) -> Path:
-    return Path(results_dir) / sweep / "runs"
+@dataclass(frozen=True)
+class ResultsLayout:
+    """Every path under ``<results_dir>/<sweep>/``: the one place that knows the layout.
 
+    ``runs/<run_id>.json`` records, ``runs.csv``, ``plan.json`` (a sweep's pre-flight),
+    ``checkpoints/<run_id>.pt``, ``branches/<family>_<step>.pt`` (WSD branch states) and
+    ``wandb/`` (offline wandb runs; wandb adds the ``wandb`` folder to ``root``). The
+    fit writes ``fit.json``, ``figures/`` and ``report.md`` next to them."""
 
-def record_path(results_dir: str | Path, sweep: str, rid: str) -> Path:
-    return runs_dir(results_dir, sweep) / f"{rid}.json"
+    results_dir: Path
+    sweep: str
+
+    @classmethod
+    def of(cls, cfg: Any) -> "ResultsLayout":
+        return cls(Path(cfg.results_dir), cfg.sweep.name)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.results_dir) / self.sweep
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def record(self, rid: str) -> Path:
+        return self.runs / f"{rid}.json"
+
+    def checkpoint(self, rid: str) -> Path:
+        return self.root / "checkpoints" / f"{rid}.pt"
+
+    def branch(self, family: str, step: int) -> Path:
+        return self.root / "branches" / f"{family}_{step}.pt"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan.json"
+
+    @property
+    def runs_csv(self) -> Path:
+        return self.root / "runs.csv"
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -132,7 +157,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def write_record(record: dict, results_dir: str | Path) -> Path:
     """Write ``record`` as strict JSON: a NaN or inf anywhere becomes null, so writing a
     record (for instance of a diverged run) can never fail on a non-finite number."""
-    path = record_path(results_dir, record["sweep"], record["run_id"])
+    path = ResultsLayout(Path(results_dir), record["sweep"]).record(record["run_id"])
     text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_json_default)
     atomic_write_text(path, text)
     return path
@@ -268,8 +293,6 @@ def write_runs_csv(records: Iterable[dict], path: str | Path) -> Path:
     fields = list(csv_row({}).keys())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    import io
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()

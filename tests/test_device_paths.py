@@ -169,6 +169,6 @@ def test_steady_state_and_compile_payback_arithmetic():
     ("NVIDIA A10G", None), ("Tesla V100-SXM2-16GB", None),  # not in the table: no MFU, not a neighbour's
 ])
 def test_peak_flops_matches_whole_words_of_the_device_name(name, peak):
-    from harness.train import peak_flops_for
+    from harness.hardware import peak_flops_for
 
     assert peak_flops_for(name) == peak

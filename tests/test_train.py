@@ -10,7 +10,7 @@ def test_tiny_run_learns_and_writes_consistent_record(tiny_cfg):
     cfg = tiny_cfg()
     rec = train(cfg)
     assert rec["status"] == "ok"
-    path = records.record_path(cfg.results_dir, "single", rec["run_id"])
+    path = records.ResultsLayout(cfg.results_dir, "single").record(rec["run_id"])
     on_disk = json.loads(path.read_text())
     assert on_disk["final_val_loss"] == rec["final_val_loss"]
     assert rec["curve"][-1]["val_loss"] < rec["curve"][0]["val_loss"] - 0.3
