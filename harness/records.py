@@ -18,7 +18,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Annotated, Any, Callable, Iterable, Optional, TypedDict, get_type_hints
 
 from harness.config import non_semantic_keys
 
@@ -28,12 +28,79 @@ STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 # ``semantic=False`` in harness.config, left out of the run id.
 NON_SEMANTIC = frozenset(non_semantic_keys())
 
-# Scalar fields copied into runs.csv, in order; config columns are appended.
-CSV_FIELDS = [
-    "run_id", "sweep", "status", "params_total", "params_embedding", "params_nonembedding",
-    "tokens", "flops_6nd", "flops", "final_train_loss", "final_val_loss", "entropy_floor",
-    "wall_time_s", "tokens_per_s", "mfu", "device",
-]
+# What the loader checks and runs.csv shows, as annotations of the record's fields.
+NUMBER = "number"  # a finite number when present and not null (analysis does math on it)
+OK = "ok"  # ... and present, not null, in every ``ok`` record (N, D, C and the final loss)
+CSV = "csv"  # a runs.csv column, in declaration order
+REQUIRED = "required"  # in every record, whatever its status
+
+
+class CurvePoint(TypedDict, total=False):
+    """One evaluation along a run (losses in nats per token)."""
+
+    step: int
+    tokens: Annotated[int, NUMBER]  # training tokens seen
+    flops: Annotated[float, NUMBER]  # 6 N tokens, Kaplan's N (as flops_6nd)
+    train_loss: Annotated[float, NUMBER]  # mean training loss since the previous point
+    val_loss: Annotated[float, NUMBER]  # held-out loss
+    probes: list  # per-bucket probe metrics (harness.probes), when the data has probes
+
+
+class RunRecord(TypedDict, total=False):
+    """``results/<sweep>/runs/<run_id>.json`` (DESIGN.md): the source of truth for analysis.
+
+    ``run_id``, ``sweep``, ``status`` and ``config`` are always there; a run that ended
+    before its setup finished has little else. Fields after ``device`` appear only
+    when they apply."""
+
+    run_id: Annotated[str, REQUIRED, CSV]
+    sweep: Annotated[str, REQUIRED, CSV]
+    status: Annotated[str, REQUIRED, CSV]  # one of STATUSES
+    config: Annotated[dict, REQUIRED]  # the resolved config
+    curve: list[CurvePoint]
+    params_total: Annotated[int, NUMBER, CSV]
+    params_embedding: Annotated[int, NUMBER, CSV]
+    params_nonembedding: Annotated[int, NUMBER, OK, CSV]  # Kaplan's N
+    tokens: Annotated[int, NUMBER, OK, CSV]  # training tokens seen (D): whole batches
+    steps: int
+    lr: float  # the resolved peak lr
+    flops_6nd: Annotated[float, NUMBER, OK, CSV]  # 6 N D, Kaplan's N
+    flops: Annotated[float, NUMBER, CSV]  # flops_per_token x D (harness.model: attention and head included)
+    flops_per_token: float
+    final_train_loss: Annotated[float, NUMBER, CSV]
+    final_val_loss: Annotated[float, NUMBER, OK, CSV]
+    entropy_floor: Annotated[Optional[float], NUMBER, CSV]  # the source's exact floor, or null
+    wall_time_s: Annotated[float, NUMBER, CSV]
+    tokens_per_s: Annotated[float, NUMBER, CSV]
+    mfu: Annotated[Optional[float], NUMBER, CSV]  # null on CPU and unknown GPUs
+    device: Annotated[str, CSV]
+    data_info: dict  # facts the data source reports (epochs over a corpus, ...)
+    precision: str
+    versions: dict  # torch, harness, git commit, python
+    torch_threads: Optional[int]  # CPU runs: bitwise reproducible for a fixed thread count
+    error: str  # when not ok
+    first_step_s: float  # the first step's wall time (with torch.compile, its compilation)
+    compile_s: float  # train.compile: the first step's time over a typical step's
+    probes: dict  # per-skill probes at the end: kind, buckets, mass, final, time_s, time_fraction
+    packed: dict  # sweep.pack: the pack's size and the other run ids
+    resumed_from_step: int
+    checkpoint_step: int  # an interrupted run: where train.resume=true continues
+    checkpoint_error: str  # an unusable checkpoint that was ignored
+    branched_from_step: int  # WSD ladders: started from a sibling's stable phase here
+    tokens_shared: int  # ... so many of its tokens came from the sibling
+
+
+def _tagged(schema: type, tag: str) -> tuple[str, ...]:
+    hints = get_type_hints(schema, include_extras=True)
+    return tuple(k for k, h in hints.items() if tag in getattr(h, "__metadata__", ()))
+
+
+REQUIRED_FIELDS = _tagged(RunRecord, REQUIRED)
+CSV_FIELDS = _tagged(RunRecord, CSV)
+NUMBER_FIELDS = _tagged(RunRecord, NUMBER)
+OK_FIELDS = _tagged(RunRecord, OK)
+CURVE_FIELDS = _tagged(CurvePoint, NUMBER)
+# main config keys, appended to runs.csv's columns
 CSV_CONFIG_FIELDS = [
     "model.width", "model.depth", "model.heads", "model.context", "model.parametrization",
     "data.source", "data.tokens", "data.flop_budget", "data.seed", "train.lr", "train.schedule",
@@ -188,16 +255,6 @@ class BadRecord(ValueError):
     pass
 
 
-# Fields that, when present and not null, must be finite numbers (analysis does math on them).
-NUMBER_FIELDS = (
-    "params_total", "params_embedding", "params_nonembedding", "tokens", "flops_6nd", "flops",
-    "final_train_loss", "final_val_loss", "entropy_floor", "wall_time_s", "tokens_per_s", "mfu",
-)
-# ... and these must be present for an ``ok`` record.
-OK_FIELDS = ("params_nonembedding", "tokens", "flops_6nd", "final_val_loss")
-CURVE_FIELDS = ("tokens", "flops", "train_loss", "val_loss")
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -211,7 +268,7 @@ def check_record(obj: Any) -> dict:
     the final loss."""
     if not isinstance(obj, dict):
         raise BadRecord("not a JSON object")
-    for key in ("run_id", "sweep", "status", "config"):
+    for key in REQUIRED_FIELDS:
         if key not in obj:
             raise BadRecord(f"missing field {key!r}")
     for key in ("run_id", "sweep"):

@@ -24,6 +24,14 @@ def test_tiny_run_learns_and_writes_consistent_record(tiny_cfg):
     assert [p["tokens"] for p in rec["curve"]] == sorted(p["tokens"] for p in rec["curve"])
 
 
+def test_records_hold_only_declared_fields(tiny_cfg):
+    """A record field is added in one place, records.RunRecord: the loop writes nothing else."""
+    rec = train(tiny_cfg(**{"train.compile": False, "train.checkpoint_every": 7}))
+    assert set(rec) <= set(records.RunRecord.__annotations__)
+    assert all(set(p) <= set(records.CurvePoint.__annotations__) for p in rec["curve"])
+    assert records.CSV_FIELDS == tuple(records.csv_row(rec))[: len(records.CSV_FIELDS)]
+
+
 def test_same_config_same_loss(tiny_cfg, tmp_path):
     a = train(tiny_cfg())
     b = train(tiny_cfg(results_dir=str(tmp_path / "other")))

@@ -21,7 +21,7 @@ from harness.config import resolve_lr, to_container
 from harness.data import TokenData, build_data, data_key
 from harness.hardware import record_device, versions
 from harness.model import flops_per_token, gpt_config, param_counts, planned_tokens
-from harness.records import ResultsLayout
+from harness.records import ResultsLayout, RunRecord
 from harness.schedule import lr_multiplier, warmup_steps
 from harness.tracking import Tracker
 from harness.train.state import TrainState
@@ -38,7 +38,7 @@ class Run:
         self.rid = records.run_id(self.config)
         self.layout = ResultsLayout.of(cfg)
         self.state = TrainState.fresh(device)
-        self.record: dict[str, Any] = {"run_id": self.rid, "sweep": cfg.sweep.name, "status": "failed",
+        self.record: RunRecord = {"run_id": self.rid, "sweep": cfg.sweep.name, "status": "failed",
                                        "config": self.config, "curve": self.state.curve}
         self.precision = precision
         self.tracker: Tracker | None = None
