@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness.config import COMPILE_MODES, ConfigError, make_config, validate
+from harness.config import ConfigError, make_config
+from harness.validation import COMPILE_MODES, validate
 from harness.data.sampler import StreamSampler, WindowSampler
 from harness.hardware import host_name, resolve_device, sync
 from harness.model import GPT, GPTConfig

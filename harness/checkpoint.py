@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from harness import records
+from harness.atomic import atomic_write
 
 FORMAT = 1  # bump when the saved state changes; other checkpoints are not resumed
 
@@ -24,7 +25,7 @@ FORMAT = 1  # bump when the saved state changes; other checkpoints are not resum
 def save(path: Path, state: dict) -> None:
     """Atomically (temp file, fsync, rename): a kill at any instant leaves the previous
     checkpoint or the new one, never a torn file."""
-    records.atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+    atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
 
 
 def load(path: Path, device: torch.device) -> dict:

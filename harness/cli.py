@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
-from harness.config import ConfigError, register_configs, validate
+from harness.config import ConfigError, register_configs
+from harness.validation import validate
 from harness.records import ResultsLayout
 from harness.sweep import finish_sweep, plan, run_job, run_packs
 from harness.train import train
@@ -62,8 +64,6 @@ def _sweep_app(cfg: DictConfig) -> None:
 
 def resolve_sweep_name(args: list[str]) -> list[str]:
     """``sweep=auto`` (or no ``sweep=``) becomes ``gpu`` when CUDA is there, else ``cpu``."""
-    import torch
-
     auto = "gpu" if torch.cuda.is_available() else "cpu"
     names = [a for a in args if a.startswith("sweep=")]
     if not names:

@@ -13,13 +13,12 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any, Callable, Iterable, Optional, TypedDict, get_type_hints
+from typing import Annotated, Any, Iterable, Optional, TypedDict, get_type_hints
 
+from harness.atomic import atomic_write_text
 from harness.config import non_semantic_keys
 
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
@@ -43,7 +42,7 @@ class CurvePoint(TypedDict, total=False):
     flops: Annotated[float, NUMBER]  # 6 N tokens, Kaplan's N (as flops_6nd)
     train_loss: Annotated[float, NUMBER]  # mean training loss since the previous point
     val_loss: Annotated[float, NUMBER]  # held-out loss
-    probes: list  # per-bucket probe metrics (harness.probes), when the data has probes
+    probes: list  # per-bucket probe metrics (harness.data.probe_sets), when the data has probes
 
 
 class RunRecord(TypedDict, total=False):
@@ -178,47 +177,6 @@ class ResultsLayout:
     @property
     def runs_csv(self) -> Path:
         return self.root / "runs.csv"
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a unique temp file next to ``path``, fsync, then rename it
-    over ``path`` (POSIX-atomic): readers and a SIGKILL at any instant see the old file
-    or the new one, never a torn one. A failed write removes its temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable across a power cut; best effort (not every FS allows it)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a unique temp file and rename (POSIX-atomic)."""
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_record(record: dict, results_dir: str | Path) -> Path:

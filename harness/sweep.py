@@ -24,11 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from harness import records
-from harness.config import ConfigError, to_container, validate
+from harness.atomic import atomic_write_text
+from harness.config import ConfigError, to_container
+from harness.validation import validate
 from harness.model import flops_per_token, gpt_config, planned_tokens
 from harness.records import ResultsLayout
 from harness.tracking import Tracker
@@ -37,8 +41,6 @@ from harness.train import pack_key, train, train_packed
 
 def grid_axes(preset_params: dict | None, cli_overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """Split overrides into fixed ones and sweep axes; CLI axes replace preset axes."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     axes: dict[str, list[str]] = {}
     for key, value in (preset_params or {}).items():
@@ -58,8 +60,6 @@ def grid_axes(preset_params: dict | None, cli_overrides: list[str]) -> tuple[lis
 
 def plan(config_dir: str, overrides: list[str]) -> dict:
     """Compose and validate every grid point; raise ConfigError on the first bad one."""
-    from hydra import compose, initialize_config_dir
-
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         fixed, _ = grid_axes({}, overrides)
         base = compose("config", overrides=fixed, return_hydra_config=True)
@@ -86,7 +86,7 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
         "points": points, "already_done": len(done), "done_at_start": done, "started": time.time(),
         "axes": axes, "flops": [planned_flops(c) for c in configs],
     }
-    records.atomic_write_text(ResultsLayout(results_dir, sweep_name).plan, json.dumps(info, indent=1))
+    atomic_write_text(ResultsLayout(results_dir, sweep_name).plan, json.dumps(info, indent=1))
     return {**info, "configs": configs}
 
 
@@ -226,11 +226,9 @@ def finish_sweep(cfg: Any) -> dict:
     print(f"[{sweep}] wrote {layout.runs_csv} ({len(recs)} records)")
     if not cfg.sweep.fit:
         return t
-    try:
-        from harness.analysis import fit_results_dir
-    except ImportError as e:  # pragma: no cover - analysis is part of the package
-        print(f"[{sweep}] fit skipped: {e}")
-        return t
+    # imported here: the fit pulls in scipy and matplotlib, which harness-train never needs
+    from harness.analysis import fit_results_dir
+
     try:
         result = fit_results_dir(out)
     except Exception as e:  # too few runs, or a failed fit, must not lose the sweep's records

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 from harness.bench import parse_shapes
-from harness.config import make_config, validate
+from harness.config import make_config
+from harness.validation import validate
 from harness.hardware import host_name, resolve_device, resolve_precision
 from harness.train import train, train_packed
 

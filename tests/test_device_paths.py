@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import harness
-from harness.config import ConfigError, validate
+from harness.config import ConfigError
+from harness.validation import validate
 from harness.data import build_data
 from harness.data.sampler import StreamSampler, WindowSampler
 from harness.train import train

@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import records, tracking
-from harness.config import ConfigError, to_container, validate
+from harness.config import ConfigError, to_container
+from harness.validation import validate
 from harness.model import GPT
 from harness import checkpoint
 from harness.records import ResultsLayout

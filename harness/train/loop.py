@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from harness.data import TokenData
 from harness.hardware import autocast_for, is_oom, peak_flops, resolve_device, resolve_precision
-from harness.probes import evaluate_probes
+from harness.data.probe_sets import evaluate_probes
 from harness.tracking import Tracker
 from harness.train.engine import PackedEngine, SingleEngine, pack_key
 from harness.train.run import Run
