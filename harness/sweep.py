@@ -92,7 +92,7 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
 
 def run_packs(configs: list, pack: int) -> None:
     """``sweep.pack=K``: instead of one Hydra job per run, train the unfinished runs in
-    packs of up to K runs of one shape (harness.packed), shortest first within a shape.
+    packs of up to K runs of one shape (harness.train.train_packed), shortest first within a shape.
     Packed runs write the same records (same run ids) as unpacked ones."""
     todo = [c for c in configs
             if _status(ResultsLayout.of(c).record(records.run_id(to_container(c)))) != "ok"]

@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 from harness.data import TokenData
 from harness.hardware import autocast_for, is_oom, peak_flops, resolve_device, resolve_precision
 from harness.data.probe_sets import evaluate_probes
-from harness.tracking import Tracker
-from harness.train.engine import PackedEngine, SingleEngine, pack_key
+from harness.tracking import Tracker, resolve_mode
+from harness.train.engine import Engine, PackedEngine, SingleEngine, pack_key
 from harness.train.run import Run
 from harness.train.signals import deferred_stop
 
@@ -99,6 +99,8 @@ def _train_runs(cfgs: list, on_eval: OnEval | None, packed: bool, stop: dict) ->
             raise ValueError("packed runs must build the same GPTConfig (same data vocabulary)")
         if packed and any(r.cfg.train.compile for r in ready):
             warnings.warn("train.compile is ignored when runs are packed")
+        if packed and any(resolve_mode(r.cfg.wandb.mode) != "disabled" for r in ready):
+            warnings.warn("wandb logs lone runs only: packed runs write their records, not wandb runs")
         engine = (PackedEngine if packed else SingleEngine)(ready, ready[0].gcfg, device,
                                                             autocast_for(precision, device))
         for row, r in enumerate(ready):
@@ -119,7 +121,7 @@ def _train_runs(cfgs: list, on_eval: OnEval | None, packed: bool, stop: dict) ->
     return runs
 
 
-def loop(engine, runs: list[Run], stop: dict, on_eval: OnEval | None = None) -> None:
+def loop(engine: Engine, runs: list[Run], stop: dict, on_eval: OnEval | None = None) -> None:
     """Step every run at stack rows ``range(len(runs))`` until each has ended."""
     active = [row for row, r in enumerate(runs) if r.state.step < r.total_steps]
     start_step = {row: runs[row].state.step for row in active}
@@ -196,7 +198,7 @@ def _due(r: Run, stopping: bool, timed: bool) -> dict:
     return d
 
 
-def _evaluate(engine, runs: list[Run], rows: list[int], train_loss: dict[int, float]) -> list[int]:
+def _evaluate(engine: Engine, runs: list[Run], rows: list[int], train_loss: dict[int, float]) -> list[int]:
     """Held-out loss (and probes) of the runs at ``rows``: a curve point each, or the
     end of a run whose held-out loss is not finite. Returns the rows that got a point."""
     if not rows:

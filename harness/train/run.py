@@ -20,10 +20,11 @@ from harness import checkpoint, records
 from harness.config import resolve_lr, to_container
 from harness.data import TokenData, build_data, data_key
 from harness.hardware import record_device, versions
-from harness.model import flops_per_token, gpt_config, param_counts, planned_tokens
+from harness.model import GPTConfig, flops_per_token, gpt_config, param_counts, planned_tokens
 from harness.records import ResultsLayout, RunRecord
 from harness.schedule import lr_multiplier, warmup_steps
 from harness.tracking import Tracker
+from harness.train.engine import Engine
 from harness.train.state import TrainState
 
 STATUS_EXIT = {"ok": 0, "interrupted": 130}  # wandb exit codes; anything else is 1
@@ -31,6 +32,20 @@ STATUS_EXIT = {"ok": 0, "interrupted": 130}  # wandb exit codes; anything else i
 
 class Run:
     """One run of a pack (or alone): config, data, counts, record and loop state."""
+
+    # set by setup()
+    data: TokenData
+    gcfg: GPTConfig
+    n_nonemb: int  # Kaplan's N
+    batch_tokens: int
+    total_steps: int
+    fpt: float  # training FLOPs per token (harness.model)
+    lr: float  # the resolved peak lr
+    eval_every: int
+    warm: int  # warmup steps
+    family: str  # WSD: the run id without the token budget
+    own_start: int  # WSD: this run's cooldown start
+    branch_steps: set[int]  # WSD: where this run saves branch states for its siblings
 
     def __init__(self, cfg: Any, device: torch.device, precision: str):
         self.cfg, self.device = cfg, device
@@ -84,7 +99,7 @@ class Run:
 
     # -- saved states -------------------------------------------------------------------
 
-    def restore(self, engine: Any, row: int) -> None:
+    def restore(self, engine: Engine, row: int) -> None:
         """Continue from this run's checkpoint (``train.resume``), else from a WSD
         sibling's stable phase: the steps before this run's cooldown are the same in
         every sibling (same data prefix, same lr). A bad saved state costs a restart
@@ -111,7 +126,7 @@ class Run:
             except Exception as e:
                 self._restart(engine, row, "branch state", shared, e)
 
-    def _load(self, engine: Any, row: int, path: Path) -> dict:
+    def _load(self, engine: Engine, row: int, path: Path) -> dict:
         state = checkpoint.load(path, self.device)
         engine.load_state_dict(row, state)
         torch.set_rng_state(state["rng_cpu"].cpu())
@@ -120,12 +135,12 @@ class Run:
         self.state.load_state_dict(state)
         return state
 
-    def _restart(self, engine: Any, row: int, what: str, path: Path, e: Exception) -> None:
+    def _restart(self, engine: Engine, row: int, what: str, path: Path, e: Exception) -> None:
         warnings.warn(f"ignoring unusable {what} {path}: {type(e).__name__}: {e}")
         engine.build(row)
         self.state.reset()
 
-    def save(self, engine: Any, row: int, path: Path | None = None) -> None:
+    def save(self, engine: Engine, row: int, path: Path | None = None) -> None:
         """Checkpoint (or, with ``path``, a branch state): the whole state of the run."""
         dev = self.device
         checkpoint.save(path or self.layout.checkpoint(self.rid), {
