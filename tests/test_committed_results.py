@@ -59,3 +59,13 @@ def test_retraining_a_committed_cpu_run_reproduces_its_final_losses_bitwise(tmp_
     assert new["final_val_loss"] == old["final_val_loss"]
     assert new["final_train_loss"] == old["final_train_loss"]
     assert [p["val_loss"] for p in new["curve"]] == [p["val_loss"] for p in old["curve"]]
+
+
+def test_every_committed_record_keeps_its_run_id():
+    """Run ids hash the semantic keys (harness.config fields not marked semantic=False):
+    every committed record's config still hashes to its own run_id."""
+    paths = sorted((ROOT / "results").glob("*/runs/*.json"))
+    assert len(paths) > 50
+    for path in paths:
+        rec = records.read_record(path)
+        assert records.run_id(rec["config"]) == rec["run_id"], path
