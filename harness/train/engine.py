@@ -65,21 +65,25 @@ class Engine:
 
     def __init__(self, runs: list[Any], gcfg: GPTConfig, device: torch.device, autocast: Callable):
         self.runs, self.gcfg, self.device, self.autocast = runs, gcfg, device, autocast
-        self.models: list[GPT] = [None] * len(runs)  # type: ignore[list-item]
-        self.optimizers: list[torch.optim.AdamW] = [None] * len(runs)  # type: ignore[list-item]
-        for row in range(len(runs)):
-            self.build(row)
+        built = [self.build(row) for row in range(len(runs))]
+        self.models = [m for m, _ in built]
+        self.optimizers = [o for _, o in built]
 
-    def build(self, row: int) -> None:
-        """(Re)build run ``row``'s model and optimizer from its seed: a fresh start."""
+    def build(self, row: int) -> tuple[GPT, torch.optim.Optimizer]:
+        """Run ``row``'s model, initialised from its seed, and its optimizer. The step
+        sets each group's lr to peak x ``lr_scale`` (μP) x the schedule."""
         t, lr = self.runs[row].cfg.train, self.runs[row].lr
         torch.manual_seed(t.seed)
         model = GPT(self.gcfg).to(self.device)
-        self.models[row] = model
-        self.optimizers[row] = torch.optim.AdamW(
+        optimizer = torch.optim.AdamW(
             model.param_groups(lr, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
             fused=self.device.type == "cuda",
         )
+        return model, optimizer
+
+    def reset(self, row: int) -> None:
+        """Back to run ``row``'s initial model and optimizer (a restart from step 0)."""
+        self.models[row], self.optimizers[row] = self.build(row)
 
     def losses(self, rows: list[int], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """(K,) mean losses of the runs at ``rows`` on their (K, B, T) batches."""
@@ -146,13 +150,21 @@ class SingleEngine(Engine):
     (``reduce-overhead`` records CUDA graphs, which removes the per-kernel launch cost
     that dominates tiny models on a GPU; on CPU inductor skips the graphs)."""
 
-    def build(self, row: int) -> None:
-        super().build(row)
-        t = self.runs[0].cfg.train
+    def __init__(self, runs: list[Any], gcfg: GPTConfig, device: torch.device, autocast: Callable):
+        super().__init__(runs, gcfg, device, autocast)
+        t = runs[0].cfg.train
         # CUDA graphs replay into the same output buffers: tell torch where a step begins
         self.mark_step = t.compile and t.compile_mode in CUDA_GRAPH_MODES
+        self._compile()
+
+    def _compile(self) -> None:
+        t = self.runs[0].cfg.train
         self.forward = (torch.compile(self.models[0], mode=None if t.compile_mode == "default" else t.compile_mode)
                         if t.compile else self.models[0])
+
+    def reset(self, row: int) -> None:
+        super().reset(row)
+        self._compile()  # the training forward must run the new model
 
     def losses(self, rows: list[int], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.models[0](x[0], y[0])[1].unsqueeze(0)

@@ -137,7 +137,7 @@ class Run:
 
     def _restart(self, engine: Engine, row: int, what: str, path: Path, e: Exception) -> None:
         warnings.warn(f"ignoring unusable {what} {path}: {type(e).__name__}: {e}")
-        engine.build(row)
+        engine.reset(row)
         self.state.reset()
 
     def save(self, engine: Engine, row: int, path: Path | None = None) -> None:
