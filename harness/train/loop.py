@@ -33,8 +33,8 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data import TokenData
-from harness.hardware import autocast_for, is_oom, peak_flops, resolve_device, resolve_precision
 from harness.data.probe_sets import evaluate_probes
+from harness.hardware import autocast_for, is_oom, peak_flops, resolve_device, resolve_precision
 from harness.tracking import Tracker, resolve_mode
 from harness.train.engine import Engine, PackedEngine, SingleEngine, pack_key
 from harness.train.run import Run
@@ -57,7 +57,9 @@ def train(cfg, on_eval: OnEval | None = None) -> dict:
 def train_packed(cfgs: list) -> list[dict]:
     """Train ``cfgs`` (validated, one shape: see ``pack_key``) as one pack; each run
     writes the record a lone run writes (same ``run_id``, plus ``packed``: the pack's
-    size and the other run ids). Returns the records in config order."""
+    size and the other run ids). Returns the records in config order. Everything a
+    lone run does, a packed run does, except ``train.compile`` (ignored, with a
+    warning) and wandb (records only: wandb holds one run per process)."""
     if not cfgs:
         raise ValueError("nothing to pack")
     if len({pack_key(c) for c in cfgs}) > 1:
@@ -67,6 +69,8 @@ def train_packed(cfgs: list) -> list[dict]:
 
 def train_runs(cfgs: list, on_eval: OnEval | None = None, packed: bool = False) -> list[dict]:
     """Set up, train and record ``cfgs`` together (one run, or a pack); see the module docstring."""
+    if not packed and len(cfgs) != 1:
+        raise ValueError("one config, unless packed")
     with deferred_stop() as stop:
         runs = _train_runs(cfgs, on_eval, packed, stop)
     if stop or any(r.record["status"] == "interrupted" for r in runs):
