@@ -54,7 +54,7 @@ class Run:
         self.layout = ResultsLayout.of(cfg)
         self.state = TrainState.fresh(device)
         self.record: RunRecord = {"run_id": self.rid, "sweep": cfg.sweep.name, "status": "failed",
-                                       "config": self.config, "curve": self.state.curve}
+                                  "config": self.config, "curve": self.state.curve}
         self.precision = precision
         self.tracker: Tracker | None = None
         self.wandb_id: str | None = None
