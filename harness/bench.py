@@ -6,7 +6,7 @@ loop: data, forward, backward, AdamW, schedule, divergence checks; one final
 evaluation of a single batch is included). It reports both the run's tokens/s (every
 step, so a compile is paid in it) and the steady-state tokens/s without the first
 step. MFU = flops_per_token x steady tokens/s / peak bf16 dense FLOP/s of the device
-(table in harness/train.py; FLOPs in the PaLM convention of harness.model); None on CPU.
+(table in harness/hardware.py; FLOPs in the PaLM convention of harness.model); None on CPU.
 
 Extra measurements:
 - ``--baseline``: the same shape in a minimal nanoGPT-style loop (forward, backward,
@@ -26,26 +26,25 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-
-from harness.config import COMPILE_MODES, ConfigError
+from harness.config import ConfigError, make_config
+from harness.validation import COMPILE_MODES, validate
+from harness.data.sampler import StreamSampler, WindowSampler
+from harness.hardware import host_name, resolve_device, sync
+from harness.model import GPT, GPTConfig
+from harness.train import train
 
 DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before any run changes it
 
 
 def bench_config(width: int, depth: int, args: argparse.Namespace, threads: int, results_dir: str,
                  compile: bool = False):
-    from harness.config import RunConfig, validate
-
-    cfg = OmegaConf.structured(RunConfig)
     steps = args.steps
-    for key, value in {
+    cfg = make_config(**{
         "model.width": width, "model.depth": depth, "model.heads": max(1, width // args.head_dim),
         "model.context": args.context, "train.batch_size": args.batch_size,
         "data.tokens": steps * args.batch_size * args.context,
@@ -55,15 +54,12 @@ def bench_config(width: int, depth: int, args: argparse.Namespace, threads: int,
         "train.compile_mode": args.compile_mode if compile else "default",
         "train.threads": threads, "wandb.mode": "disabled", "results_dir": results_dir,
         "sweep.name": "bench", "train.warmup": 0,
-    }.items():
-        OmegaConf.update(cfg, key, value, merge=False)
+    })
     validate(cfg)
     return cfg
 
 
 def run_shape(width: int, depth: int, args, threads: int, results_dir: str, compile: bool = False) -> dict:
-    from harness.train import train
-
     cfg = bench_config(width, depth, args, threads, results_dir, compile)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -109,8 +105,6 @@ def compile_payback(eager: dict, comp: dict) -> dict:
 def minimal_loop(width: int, depth: int, args, threads: int) -> float:
     """tokens/s of a bare nanoGPT-style loop on random tokens: set the lr, forward,
     backward, clip the gradient norm at 1, AdamW step. What the harness is compared to."""
-    from harness.model import GPT, GPTConfig
-
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -119,7 +113,7 @@ def minimal_loop(width: int, depth: int, args, threads: int) -> float:
                           context=args.context)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
     data = torch.randint(0, 128, (args.steps, args.batch_size, args.context + 1), device=device)
-    _sync(device)
+    sync(device)
     t0 = time.time()  # every step timed, warm-up included, as the harness loop's tokens/s is
     for i in range(args.steps):
         for g in opt.param_groups:
@@ -129,7 +123,7 @@ def minimal_loop(width: int, depth: int, args, threads: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    _sync(device)
+    sync(device)
     return args.steps * args.batch_size * args.context / (time.time() - t0)
 
 
@@ -156,8 +150,6 @@ def sweep_throughput(width: int, depth: int, args, k: int, results_dir: str) -> 
 
 def sampler_throughput(device: torch.device, batch_size: int = 512, context: int = 256, n: int = 200) -> dict:
     """Batches/s of both samplers where training uses them: on the device (CPU or GPU)."""
-    from harness.data.sampler import StreamSampler, WindowSampler
-
     rows = torch.randint(0, 128, (batch_size * n, context + 1), dtype=torch.int16)
     stream = np.random.randint(0, 2048, size=50_000_000, dtype=np.uint16)
     ws = WindowSampler(rows, batch_size)
@@ -166,18 +158,13 @@ def sampler_throughput(device: torch.device, batch_size: int = 512, context: int
         ws, ss = ws.to(device), ss.to(device)
     out = {}
     for name, s in (("window", ws), ("stream", ss)):
-        _sync(device)
+        sync(device)
         t0 = time.time()
         for i in range(n):
             s.batch(i)
-        _sync(device)
+        sync(device)
         out[f"{name}_tokens_per_s"] = n * batch_size * context / (time.time() - t0)
     return out
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def parse_shapes(text: str) -> list[tuple[int, int]]:
@@ -190,12 +177,6 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
             raise ValueError(f"--shapes: {s!r} is not WIDTHxDEPTH") from None
         shapes.append((w, d))
     return shapes
-
-
-def device_name(device: str) -> str:
-    if torch.cuda.is_available() and device != "cpu":
-        return torch.cuda.get_device_name(0)
-    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
 def to_markdown(res: dict) -> str:
@@ -267,9 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as e:
             ap.error(f"shape {w}x{d}: {e}")
     scratch = Path(args.out) / ".scratch"
-    from harness.train import resolve_device
-
-    res = {"device": device_name(args.device), "torch": torch.__version__, "args": vars(args), "shapes": []}
+    res = {"device": host_name(args.device), "torch": torch.__version__, "args": vars(args), "shapes": []}
     for w, d in shapes:
         r = run_shape(w, d, args, args.threads, str(scratch))
         if args.baseline:

@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
-from harness.config import ConfigError, register_configs, validate
+from harness.config import ConfigError, register_configs
+from harness.validation import validate
+from harness.records import ResultsLayout
+from harness.sweep import finish_sweep, plan, run_job, run_packs
+from harness.train import train
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
 
@@ -23,9 +28,6 @@ def _fail(prog: str, e: Exception) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _train_app(cfg: DictConfig) -> None:
-    from harness.records import record_path
-    from harness.train import train
-
     try:
         validate(cfg)
     except ConfigError as e:
@@ -36,7 +38,7 @@ def _train_app(cfg: DictConfig) -> None:
         print("harness-train: interrupted; the record says so and keeps the partial curve "
               "(train.resume=true continues from the checkpoint)", file=sys.stderr)
         sys.exit(130)
-    path = record_path(cfg.results_dir, cfg.sweep.name, record["run_id"])
+    path = ResultsLayout.of(cfg).record(record["run_id"])
     if record["status"] != "ok":
         print(f"harness-train: run {record['run_id']} {record['status']}: {record.get('error')} (record: {path})",
               file=sys.stderr)
@@ -57,15 +59,11 @@ def train_main() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _sweep_app(cfg: DictConfig) -> None:
-    from harness.sweep import run_job
-
     run_job(cfg)
 
 
 def resolve_sweep_name(args: list[str]) -> list[str]:
     """``sweep=auto`` (or no ``sweep=``) becomes ``gpu`` when CUDA is there, else ``cpu``."""
-    import torch
-
     auto = "gpu" if torch.cuda.is_available() else "cpu"
     names = [a for a in args if a.startswith("sweep=")]
     if not names:
@@ -74,8 +72,6 @@ def resolve_sweep_name(args: list[str]) -> list[str]:
 
 
 def sweep_main() -> None:
-    from harness.sweep import plan
-
     args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     if any(a.startswith("-") for a in args):  # --help, --cfg, ...: straight to Hydra
         sys.argv = [sys.argv[0], *args]
@@ -92,8 +88,6 @@ def sweep_main() -> None:
     print(f"[{info['sweep']}] {info['total']} runs over {axes}; {info['already_done']} already done and will be skipped")
     first = info["configs"][0]
     if first.sweep.pack > 0:  # packed runs replace Hydra's one-job-per-run launch
-        from harness.sweep import finish_sweep, run_packs
-
         run_packs(info["configs"], first.sweep.pack)
         finish_sweep(first)
         return

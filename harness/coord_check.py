@@ -121,9 +121,3 @@ def width_slope(rows: list[dict], layer: str, step: int, quantity: str = "change
     """Least-squares slope of log(quantity) against log(width): 0 is flat in width."""
     widths, vals = curve(rows, layer, step, quantity)
     return float(np.polyfit(np.log(widths), np.log(vals), 1)[0])
-
-
-def max_ratio(rows: list[dict], layer: str, step: int, quantity: str = "change") -> float:
-    """max/min of ``quantity`` over widths: 1 is perfectly flat."""
-    _, vals = curve(rows, layer, step, quantity)
-    return max(vals) / min(vals) if min(vals) > 0 else math.inf

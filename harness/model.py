@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -164,3 +165,22 @@ def flops_per_token(c: GPTConfig) -> float:
     """Training FLOPs per token, PaLM convention (see module docstring)."""
     n = param_counts(c)["params_nonembedding"]
     return 6.0 * (n + c.vocab * c.width) + 12.0 * c.depth * c.width * c.context
+
+
+def gpt_config(cfg: Any, vocab: int) -> GPTConfig:
+    """The model of a run config (``cfg.model``) over a vocabulary of ``vocab`` tokens."""
+    m = cfg.model
+    return GPTConfig(
+        vocab=vocab, width=m.width, depth=m.depth, heads=m.heads, context=m.context,
+        mlp_ratio=m.mlp_ratio, tie_embeddings=m.tie_embeddings,
+        parametrization=m.parametrization, base_width=m.base_width,
+    )
+
+
+def planned_tokens(cfg: Any) -> int:
+    """Training tokens D: ``data.tokens``, or ``flop_budget / (6 N)`` for IsoFLOP runs
+    (N non-embedding, which does not depend on the vocabulary)."""
+    if cfg.data.flop_budget:
+        n = param_counts(gpt_config(cfg, vocab=1))["params_nonembedding"]
+        return max(int(cfg.data.flop_budget / (6 * n)), cfg.train.batch_size * cfg.model.context)
+    return int(cfg.data.tokens)

@@ -10,39 +10,96 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
-import os
-import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import Annotated, Any, Iterable, Optional, TypedDict, get_type_hints
+
+from harness.atomic import atomic_write_text
+from harness.config import non_semantic_keys
 
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 
-# Keys that do not change what a run computes (where it runs, how it reports).
-NON_SEMANTIC = {
-    "train.device",
-    "train.compile",
-    "train.compile_mode",
-    "train.progress",
-    "train.threads",
-    "train.checkpoint_every",
-    "train.checkpoint_minutes",
-    "train.resume",
-    "train.branch_tokens",
-    "data.cache_dir",
-    "sweep.fit",
-    "sweep.pack",
-}
-NON_SEMANTIC_GROUPS = {"wandb", "results_dir"}
+# Keys (and whole groups) that do not change what a run computes: marked
+# ``semantic=False`` in harness.config, left out of the run id.
+NON_SEMANTIC = frozenset(non_semantic_keys())
 
-# Scalar fields copied into runs.csv, in order; config columns are appended.
-CSV_FIELDS = [
-    "run_id", "sweep", "status", "params_total", "params_embedding", "params_nonembedding",
-    "tokens", "flops_6nd", "flops", "final_train_loss", "final_val_loss", "entropy_floor",
-    "wall_time_s", "tokens_per_s", "mfu", "device",
-]
+# What the loader checks and runs.csv shows, as annotations of the record's fields.
+NUMBER = "number"  # a finite number when present and not null (analysis does math on it)
+OK = "ok"  # ... and present, not null, in every ``ok`` record (N, D, C and the final loss)
+CSV = "csv"  # a runs.csv column, in declaration order
+REQUIRED = "required"  # in every record, whatever its status
+
+
+class CurvePoint(TypedDict, total=False):
+    """One evaluation along a run (losses in nats per token)."""
+
+    step: int
+    tokens: Annotated[int, NUMBER]  # training tokens seen
+    flops: Annotated[float, NUMBER]  # 6 N tokens, Kaplan's N (as flops_6nd)
+    train_loss: Annotated[float, NUMBER]  # mean training loss since the previous point
+    val_loss: Annotated[float, NUMBER]  # held-out loss
+    probes: list  # per-bucket probe metrics (harness.data.probe_sets), when the data has probes
+
+
+class RunRecord(TypedDict, total=False):
+    """``results/<sweep>/runs/<run_id>.json`` (DESIGN.md): the source of truth for analysis.
+
+    ``run_id``, ``sweep``, ``status`` and ``config`` are always there; a run that ended
+    before its setup finished has little else. Fields after ``device`` appear only
+    when they apply."""
+
+    run_id: Annotated[str, REQUIRED, CSV]
+    sweep: Annotated[str, REQUIRED, CSV]
+    status: Annotated[str, REQUIRED, CSV]  # one of STATUSES
+    config: Annotated[dict, REQUIRED]  # the resolved config
+    curve: list[CurvePoint]
+    params_total: Annotated[int, NUMBER, CSV]
+    params_embedding: Annotated[int, NUMBER, CSV]
+    params_nonembedding: Annotated[int, NUMBER, OK, CSV]  # Kaplan's N
+    tokens: Annotated[int, NUMBER, OK, CSV]  # training tokens seen (D): whole batches
+    steps: int
+    lr: float  # the resolved peak lr
+    flops_6nd: Annotated[float, NUMBER, OK, CSV]  # 6 N D, Kaplan's N
+    flops: Annotated[float, NUMBER, CSV]  # flops_per_token x D (harness.model: attention and head included)
+    flops_per_token: float
+    final_train_loss: Annotated[float, NUMBER, CSV]
+    final_val_loss: Annotated[float, NUMBER, OK, CSV]
+    entropy_floor: Annotated[Optional[float], NUMBER, CSV]  # the source's exact floor, or null
+    wall_time_s: Annotated[float, NUMBER, CSV]
+    tokens_per_s: Annotated[float, NUMBER, CSV]
+    mfu: Annotated[Optional[float], NUMBER, CSV]  # null on CPU and unknown GPUs
+    device: Annotated[str, CSV]
+    data_info: dict  # facts the data source reports (epochs over a corpus, ...)
+    precision: str
+    versions: dict  # torch, harness, git commit, python
+    torch_threads: Optional[int]  # CPU runs: bitwise reproducible for a fixed thread count
+    error: str  # when not ok
+    first_step_s: float  # the first step's wall time (with torch.compile, its compilation)
+    compile_s: float  # train.compile: the first step's time over a typical step's
+    probes: dict  # per-skill probes at the end: kind, buckets, mass, final, time_s, time_fraction
+    packed: dict  # sweep.pack: the pack's size and the other run ids
+    resumed_from_step: int
+    checkpoint_step: int  # an interrupted run: where train.resume=true continues
+    checkpoint_error: str  # an unusable checkpoint that was ignored
+    branched_from_step: int  # WSD ladders: started from a sibling's stable phase here
+    tokens_shared: int  # ... so many of its tokens came from the sibling
+
+
+def _tagged(schema: type, tag: str) -> tuple[str, ...]:
+    hints = get_type_hints(schema, include_extras=True)
+    return tuple(k for k, h in hints.items() if tag in getattr(h, "__metadata__", ()))
+
+
+REQUIRED_FIELDS = _tagged(RunRecord, REQUIRED)
+CSV_FIELDS = _tagged(RunRecord, CSV)
+NUMBER_FIELDS = _tagged(RunRecord, NUMBER)
+OK_FIELDS = _tagged(RunRecord, OK)
+CURVE_FIELDS = _tagged(CurvePoint, NUMBER)
+# main config keys, appended to runs.csv's columns
 CSV_CONFIG_FIELDS = [
     "model.width", "model.depth", "model.heads", "model.context", "model.parametrization",
     "data.source", "data.tokens", "data.flop_budget", "data.seed", "train.lr", "train.schedule",
@@ -70,7 +127,7 @@ def semantic_config(config: dict) -> dict[str, Any]:
     return {
         k: v
         for k, v in sorted(flat.items())
-        if k not in NON_SEMANTIC and k.split(".")[0] not in NON_SEMANTIC_GROUPS
+        if k not in NON_SEMANTIC and k.split(".")[0] not in NON_SEMANTIC
     }
 
 
@@ -80,59 +137,52 @@ def run_id(config: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def runs_dir(results_dir: str | Path, sweep: str) -> Path:
-    return Path(results_dir) / sweep / "runs"
+@dataclass(frozen=True)
+class ResultsLayout:
+    """Every path under ``<results_dir>/<sweep>/``: the one place that knows the layout.
 
+    ``runs/<run_id>.json`` records, ``runs.csv``, ``plan.json`` (a sweep's pre-flight),
+    ``checkpoints/<run_id>.pt``, ``branches/<family>_<step>.pt`` (WSD branch states) and
+    ``wandb/`` (offline wandb runs; wandb adds the ``wandb`` folder to ``root``). The
+    fit writes ``fit.json``, ``figures/`` and ``report.md`` next to them."""
 
-def record_path(results_dir: str | Path, sweep: str, rid: str) -> Path:
-    return runs_dir(results_dir, sweep) / f"{rid}.json"
+    results_dir: Path
+    sweep: str
 
+    @classmethod
+    def of(cls, cfg: Any) -> "ResultsLayout":
+        return cls(Path(cfg.results_dir), cfg.sweep.name)
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a unique temp file next to ``path``, fsync, then rename it
-    over ``path`` (POSIX-atomic): readers and a SIGKILL at any instant see the old file
-    or the new one, never a torn one. A failed write removes its temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    @property
+    def root(self) -> Path:
+        return Path(self.results_dir) / self.sweep
 
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
 
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable across a power cut; best effort (not every FS allows it)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    def record(self, rid: str) -> Path:
+        return self.runs / f"{rid}.json"
 
+    def checkpoint(self, rid: str) -> Path:
+        return self.root / "checkpoints" / f"{rid}.pt"
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a unique temp file and rename (POSIX-atomic)."""
-    atomic_write(path, lambda f: f.write(text.encode()))
+    def branch(self, family: str, step: int) -> Path:
+        return self.root / "branches" / f"{family}_{step}.pt"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan.json"
+
+    @property
+    def runs_csv(self) -> Path:
+        return self.root / "runs.csv"
 
 
 def write_record(record: dict, results_dir: str | Path) -> Path:
     """Write ``record`` as strict JSON: a NaN or inf anywhere becomes null, so writing a
     record (for instance of a diverged run) can never fail on a non-finite number."""
-    path = record_path(results_dir, record["sweep"], record["run_id"])
+    path = ResultsLayout(Path(results_dir), record["sweep"]).record(record["run_id"])
     text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_json_default)
     atomic_write_text(path, text)
     return path
@@ -163,16 +213,6 @@ class BadRecord(ValueError):
     pass
 
 
-# Fields that, when present and not null, must be finite numbers (analysis does math on them).
-NUMBER_FIELDS = (
-    "params_total", "params_embedding", "params_nonembedding", "tokens", "flops_6nd", "flops",
-    "final_train_loss", "final_val_loss", "entropy_floor", "wall_time_s", "tokens_per_s", "mfu",
-)
-# ... and these must be present for an ``ok`` record.
-OK_FIELDS = ("params_nonembedding", "tokens", "flops_6nd", "final_val_loss")
-CURVE_FIELDS = ("tokens", "flops", "train_loss", "val_loss")
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -186,7 +226,7 @@ def check_record(obj: Any) -> dict:
     the final loss."""
     if not isinstance(obj, dict):
         raise BadRecord("not a JSON object")
-    for key in ("run_id", "sweep", "status", "config"):
+    for key in REQUIRED_FIELDS:
         if key not in obj:
             raise BadRecord(f"missing field {key!r}")
     for key in ("run_id", "sweep"):
@@ -268,8 +308,6 @@ def write_runs_csv(records: Iterable[dict], path: str | Path) -> Path:
     fields = list(csv_row({}).keys())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    import io
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()

@@ -24,21 +24,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from harness import records
-from harness.config import ConfigError, to_container, validate
-
-
-def plan_path(results_dir: str | Path, sweep: str) -> Path:
-    return Path(results_dir) / sweep / "plan.json"
+from harness.atomic import atomic_write_text
+from harness.config import ConfigError, to_container
+from harness.validation import validate
+from harness.model import flops_per_token, gpt_config, planned_tokens
+from harness.records import ResultsLayout
+from harness.tracking import Tracker
+from harness.train import pack_key, train, train_packed
 
 
 def grid_axes(preset_params: dict | None, cli_overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """Split overrides into fixed ones and sweep axes; CLI axes replace preset axes."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     axes: dict[str, list[str]] = {}
     for key, value in (preset_params or {}).items():
@@ -58,8 +60,6 @@ def grid_axes(preset_params: dict | None, cli_overrides: list[str]) -> tuple[lis
 
 def plan(config_dir: str, overrides: list[str]) -> dict:
     """Compose and validate every grid point; raise ConfigError on the first bad one."""
-    from hydra import compose, initialize_config_dir
-
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         fixed, _ = grid_axes({}, overrides)
         base = compose("config", overrides=fixed, return_hydra_config=True)
@@ -79,26 +79,23 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
         sweep_name, results_dir = cfg.sweep.name, cfg.results_dir
     done = [
         rid for rid in run_ids
-        if _status(records.record_path(results_dir, sweep_name, rid)) == "ok"
+        if _status(ResultsLayout(results_dir, sweep_name).record(rid)) == "ok"
     ]
     info = {
         "sweep": sweep_name, "results_dir": results_dir, "total": len(run_ids), "run_ids": run_ids,
         "points": points, "already_done": len(done), "done_at_start": done, "started": time.time(),
         "axes": axes, "flops": [planned_flops(c) for c in configs],
     }
-    records.atomic_write_text(plan_path(results_dir, sweep_name), json.dumps(info, indent=1))
+    atomic_write_text(ResultsLayout(results_dir, sweep_name).plan, json.dumps(info, indent=1))
     return {**info, "configs": configs}
 
 
 def run_packs(configs: list, pack: int) -> None:
     """``sweep.pack=K``: instead of one Hydra job per run, train the unfinished runs in
-    packs of up to K runs of one shape (harness.packed), shortest first within a shape.
+    packs of up to K runs of one shape (harness.train.train_packed), shortest first within a shape.
     Packed runs write the same records (same run ids) as unpacked ones."""
-    from harness.packed import pack_key, train_packed
-    from harness.train import planned_tokens
-
     todo = [c for c in configs
-            if _status(records.record_path(c.results_dir, c.sweep.name, records.run_id(to_container(c)))) != "ok"]
+            if _status(ResultsLayout.of(c).record(records.run_id(to_container(c)))) != "ok"]
     groups: dict[tuple, list] = {}
     for c in todo:
         groups.setdefault(pack_key(c), []).append(c)
@@ -120,15 +117,13 @@ def _status(path: Path) -> str | None:
 
 def run_job(cfg: DictConfig) -> dict | None:
     """One sweep job: validate, skip if done, train. Never raises, except on Ctrl-C."""
-    from harness.train import train
-
     try:
         validate(cfg)
     except ConfigError as e:
         print(f"harness-sweep: error: {e}", file=sys.stderr)
         return None
     rid = records.run_id(to_container(cfg))
-    path = records.record_path(cfg.results_dir, cfg.sweep.name, rid)
+    path = ResultsLayout.of(cfg).record(rid)
     if _status(path) == "ok":
         print(f"[{cfg.sweep.name}] {rid}: already done, skipped")
         result = records.read_record(path)
@@ -154,9 +149,6 @@ def _fmt_time(s: float) -> str:
 def planned_flops(cfg: Any) -> float:
     """A run's planned training FLOPs (flops_per_token, PaLM convention, times D): the
     weight of a run in the sweep's ETA."""
-    from harness.model import flops_per_token
-    from harness.train import gpt_config, planned_tokens
-
     vocab = cfg.data.tokenizer_vocab if cfg.data.source == "text" else cfg.data.vocab
     return float(flops_per_token(gpt_config(cfg, vocab)) * planned_tokens(cfg))
 
@@ -164,14 +156,15 @@ def planned_flops(cfg: Any) -> float:
 def tally(results_dir: str | Path, sweep: str) -> dict:
     """Statuses of the planned runs, how many were done before this sweep began, and
     the planned FLOPs finished by this sweep and still to run."""
-    info = json.loads(plan_path(results_dir, sweep).read_text())
+    layout = ResultsLayout(Path(results_dir), sweep)
+    info = json.loads(layout.plan.read_text())
     counts: dict[str, int] = {s: 0 for s in records.STATUSES}
     counts["missing"] = 0
     at_start = set(info.get("done_at_start", []))
     flops = info.get("flops") or [1.0] * info["total"]
     flops_new = flops_left = 0.0
     for rid, f in zip(info["run_ids"], flops):
-        status = _status(records.record_path(results_dir, sweep, rid))
+        status = _status(layout.record(rid))
         counts[status or "missing"] += 1
         if status is None:
             flops_left += f
@@ -212,7 +205,8 @@ def compile_line(sweep: str, recs: list[dict]) -> str | None:
 def finish_sweep(cfg: Any) -> dict:
     """Summary, runs.csv, fit, figures and the wandb analysis run."""
     results_dir, sweep = cfg.results_dir, cfg.sweep.name
-    out = Path(results_dir) / sweep
+    layout = ResultsLayout.of(cfg)
+    out = layout.root
     t = tally(results_dir, sweep)
     print(
         f"[{sweep}] sweep finished in {_fmt_time(t['elapsed_s'])}: {t['ok']} ok, {t['diverged']} diverged, "
@@ -228,15 +222,13 @@ def finish_sweep(cfg: Any) -> dict:
     line = compile_line(sweep, recs)
     if line:
         print(line)
-    records.write_runs_csv(recs, out / "runs.csv")
-    print(f"[{sweep}] wrote {out / 'runs.csv'} ({len(recs)} records)")
+    records.write_runs_csv(recs, layout.runs_csv)
+    print(f"[{sweep}] wrote {layout.runs_csv} ({len(recs)} records)")
     if not cfg.sweep.fit:
         return t
-    try:
-        from harness.analysis import fit_results_dir
-    except ImportError as e:  # pragma: no cover - analysis is part of the package
-        print(f"[{sweep}] fit skipped: {e}")
-        return t
+    # imported here: the fit pulls in scipy and matplotlib, which harness-train never needs
+    from harness.analysis import fit_results_dir
+
     try:
         result = fit_results_dir(out)
     except Exception as e:  # too few runs, or a failed fit, must not lose the sweep's records
@@ -248,11 +240,8 @@ def finish_sweep(cfg: Any) -> dict:
 
 
 def log_analysis(cfg: Any, fit: dict, figures: list[Path]) -> None:
-    from harness.tracking import Tracker
-
     tracker = Tracker(cfg.wandb, name=f"{cfg.sweep.name}-analysis", group=cfg.sweep.name,
-                      job_type="analysis", config={"sweep": cfg.sweep.name},
-                      directory=Path(cfg.results_dir) / cfg.sweep.name)
+                      job_type="analysis", config={"sweep": cfg.sweep.name}, directory=ResultsLayout.of(cfg).root)
     rows = []
     for law, res in (fit.get("laws") or {}).items():
         for name, value in (res.get("params") or {}).items():
@@ -267,5 +256,5 @@ class SweepCallback(Callback):
     """Hydra callback: the end-of-sweep summary and fit, in the launching process."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if plan_path(config.results_dir, config.sweep.name).exists():
+        if ResultsLayout.of(config).plan.exists():
             finish_sweep(config)

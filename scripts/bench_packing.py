@@ -4,7 +4,7 @@ For each shape, K runs that differ in ``train.seed`` and ``train.lr`` (the same
 token budget) are trained twice on the same device:
 - sequential: ``harness.train.train`` once per run, in this process (the harness loop
   as a sweep runs it with the basic launcher);
-- packed: ``harness.packed.PackedTrainer`` over all K.
+- packed: ``harness.train.train_packed`` over all K (the same loop, the packed engine).
 
 Reported per shape: aggregate training tokens/s over the loops (sequential: the sum
 of each record's loop time, tokens / ``tokens_per_s``; packed: the pack's loop time),
@@ -30,7 +30,11 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from harness.bench import parse_shapes
+from harness.config import make_config
+from harness.validation import validate
+from harness.hardware import host_name, resolve_device, resolve_precision
+from harness.train import train, train_packed
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -45,12 +49,9 @@ DEFAULTS = {
 
 def run_configs(width: int, depth: int, args: argparse.Namespace, results_dir: str) -> list:
     """K configs of one shape: seeds 0..K-1, lr spread by factors of 2 around --lr."""
-    from harness.config import RunConfig, validate
-
     cfgs = []
     for i in range(args.k):
-        cfg = OmegaConf.structured(RunConfig)
-        for key, value in {
+        cfg = make_config(**{
             "model.width": width, "model.depth": depth, "model.heads": max(1, width // args.head_dim),
             "model.context": args.context, "train.batch_size": args.batch_size,
             "data.tokens": args.steps * args.batch_size * args.context, "data.eval_tokens": args.eval_tokens,
@@ -58,37 +59,37 @@ def run_configs(width: int, depth: int, args: argparse.Namespace, results_dir: s
             "train.lr": args.lr * 2.0 ** (i % 4 - 1.5), "train.device": args.device,
             "train.precision": args.precision, "train.threads": args.threads,
             "wandb.mode": "disabled", "results_dir": results_dir, "sweep.name": "bench_packing",
-        }.items():
-            OmegaConf.update(cfg, key, value, merge=False)
+        })
         validate(cfg)
         cfgs.append(cfg)
     return cfgs
 
 
-def sequential(cfgs: list) -> dict:
-    from harness.train import train
+def loop_seconds(rec: dict) -> float:
+    """A run's loop time: its tokens over its ``tokens_per_s`` (for a packed run, from the
+    pack's start to the run's end)."""
+    return rec["tokens"] / rec["tokens_per_s"]
 
+
+def sequential(cfgs: list) -> dict:
     t0 = time.time()
     recs = [train(c) for c in cfgs]
     wall = time.time() - t0
     bad = [r for r in recs if r["status"] != "ok"]
     if bad:
         raise RuntimeError(f"sequential run ended {bad[0]['status']}: {bad[0].get('error')}")
-    loop = sum(r["tokens"] / r["tokens_per_s"] for r in recs)
+    loop = sum(loop_seconds(r) for r in recs)
     return {"records": recs, "loop_s": loop, "wall_s": wall}
 
 
 def packed(cfgs: list) -> dict:
-    from harness.packed import PackedTrainer
-
     t0 = time.time()
-    trainer = PackedTrainer(cfgs)
-    recs = trainer.run()
+    recs = train_packed(cfgs)
     wall = time.time() - t0
     bad = [r for r in recs if r["status"] != "ok"]
     if bad:
         raise RuntimeError(f"packed run ended {bad[0]['status']}: {bad[0].get('error')}")
-    return {"records": recs, "loop_s": trainer.loop_time, "wall_s": wall}
+    return {"records": recs, "loop_s": max(loop_seconds(r) for r in recs), "wall_s": wall}
 
 
 def bench_shape(width: int, depth: int, args: argparse.Namespace, scratch: str) -> dict:
@@ -157,9 +158,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="results/bench")
     args = ap.parse_args(argv)
 
-    from harness.bench import device_name, parse_shapes
-    from harness.train import resolve_device, resolve_precision
-
     device = resolve_device(args.device)
     tag = device.type
     for key, value in DEFAULTS[tag].items():
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         ap.error(str(e))
 
-    res = {"device": device_name(tag), "torch": torch.__version__,
+    res = {"device": host_name(tag), "torch": torch.__version__,
            "precision": resolve_precision(args.precision, device), "args": vars(args), "shapes": [],
            # other processes on the machine skew timings; this says how busy it was
            "cpu_count": os.cpu_count(), "load_avg_1min": {"start": os.getloadavg()[0]}}

@@ -8,27 +8,21 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from harness.config import RunConfig, register_configs  # noqa: E402
+from harness.config import make_config, register_configs  # noqa: E402
 
 register_configs()
+
+TINY = {
+    "model.width": 32, "model.depth": 1, "model.heads": 2, "model.context": 32,
+    "data.tokens": 32 * 16 * 40, "data.eval_tokens": 2048, "data.vocab": 32, "data.n_facts": 256,
+    "train.batch_size": 16, "train.progress": False, "train.lr": 1e-2, "train.threads": 1,
+    "wandb.mode": "disabled",
+}
 
 
 def make_cfg(tmp_path, **overrides):
     """A structured RunConfig with tiny defaults; ``overrides`` are dotted keys."""
-    cfg = OmegaConf.structured(RunConfig)
-    base = {
-        "results_dir": str(tmp_path / "results"),
-        "model.width": 32, "model.depth": 1, "model.heads": 2, "model.context": 32,
-        "data.tokens": 32 * 16 * 40, "data.eval_tokens": 2048, "data.vocab": 32, "data.n_facts": 256,
-        "train.batch_size": 16, "train.progress": False, "train.lr": 1e-2, "train.threads": 1,
-        "wandb.mode": "disabled",
-    }
-    base.update(overrides)
-    for key, value in base.items():
-        OmegaConf.update(cfg, key, value, merge=False)
-    return cfg
+    return make_config(**{"results_dir": str(tmp_path / "results"), **TINY, **overrides})
 
 
 @pytest.fixture

@@ -5,9 +5,13 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.analysis import fit_results_dir
+from harness import records
+from harness.config import make_config
 from harness.records import load_records
+from harness.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ["cpu", "isoflop"]
@@ -41,3 +45,27 @@ def test_refit_of_committed_records_reproduces_committed_fit(sweep, tmp_path):
     figures = committed.pop("figures", [])
     assert all((folder / f).exists() for f in figures)
     assert_close(json.loads(json.dumps(refit)), committed)
+
+
+def test_retraining_a_committed_cpu_run_reproduces_its_final_losses_bitwise(tmp_path):
+    """The smallest committed cpu run (width 16, 245 steps, ~5 s), trained again from its
+    record's config with the same torch and thread count, ends on the same bits."""
+    old = records.read_record(ROOT / "results" / "cpu" / "runs" / "cf76fca22308.json")
+    if old["versions"]["torch"] != torch.__version__:
+        pytest.skip(f"recorded with torch {old['versions']['torch']}, this is {torch.__version__}")
+    new = train(make_config(old["config"], **{"results_dir": str(tmp_path), "train.progress": False,
+                                              "train.resume": False, "wandb.mode": "disabled"}))
+    assert new["run_id"] == old["run_id"] and new["config"]["train"]["threads"] == 1
+    assert new["final_val_loss"] == old["final_val_loss"]
+    assert new["final_train_loss"] == old["final_train_loss"]
+    assert [p["val_loss"] for p in new["curve"]] == [p["val_loss"] for p in old["curve"]]
+
+
+def test_every_committed_record_keeps_its_run_id():
+    """Run ids hash the semantic keys (harness.config fields not marked semantic=False):
+    every committed record's config still hashes to its own run_id."""
+    paths = sorted((ROOT / "results").glob("*/runs/*.json"))
+    assert len(paths) > 50
+    for path in paths:
+        rec = records.read_record(path)
+        assert records.run_id(rec["config"]) == rec["run_id"], path

@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from harness.config import ConfigError, resolve_lr, validate
+from harness.config import ConfigError, resolve_lr
+from harness.validation import validate
 
 BAD = [
     ({"model.width": 65, "model.heads": 4}, "model.width=65 must be divisible by model.heads=4"),

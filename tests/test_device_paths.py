@@ -16,10 +16,11 @@ import pytest
 import torch
 
 import harness
-from harness.config import ConfigError, validate
+from harness.config import ConfigError
+from harness.validation import validate
 from harness.data import build_data
 from harness.data.sampler import StreamSampler, WindowSampler
-from harness.train import train
+from harness.train import train, train_packed
 
 HARNESS_DIR = str(Path(harness.__file__).parent)
 
@@ -96,6 +97,19 @@ def test_the_step_reads_the_loss_back_only_every_ten_steps(tiny_cfg, monkeypatch
     assert long - short == 4
 
 
+def test_a_pack_reads_its_losses_back_once_per_check(tiny_cfg, monkeypatch):
+    """Packed runs share the loop's syncs: 40 more steps of a pack of two cost 4 more
+    host syncs (one per check for the whole pack), not one per run or per step."""
+    def run(steps):
+        cfgs = [tiny_cfg(**{"data.tokens": 32 * 16 * steps, "train.eval_every": 10_000, "train.seed": s})
+                for s in (steps, steps + 1)]
+        return count_harness_syncs(monkeypatch, lambda: train_packed(cfgs)[0])
+
+    short, long = run(40), run(80)
+    assert short > 0
+    assert long - short == 4
+
+
 def test_compile_mode_needs_compile(tiny_cfg):
     with pytest.raises(ConfigError, match="train.compile_mode=reduce-overhead needs train.compile=true"):
         validate(tiny_cfg(**{"train.compile_mode": "reduce-overhead"}))
@@ -169,6 +183,6 @@ def test_steady_state_and_compile_payback_arithmetic():
     ("NVIDIA A10G", None), ("Tesla V100-SXM2-16GB", None),  # not in the table: no MFU, not a neighbour's
 ])
 def test_peak_flops_matches_whole_words_of_the_device_name(name, peak):
-    from harness.train import peak_flops_for
+    from harness.hardware import peak_flops_for
 
     assert peak_flops_for(name) == peak

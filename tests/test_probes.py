@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.data.synthetic import ZipfFacts
-from harness.probes import band_of, facts_probe, probe_metrics, rank_bands, token_probe
+from harness.data.probe_sets import band_of, facts_probe, probe_metrics, rank_bands, token_probe
 
 
 def test_rank_bands_cover_every_rank_once():

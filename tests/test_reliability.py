@@ -28,9 +28,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import records, tracking
-from harness.config import ConfigError, to_container, validate
+from harness.config import ConfigError, to_container
+from harness.validation import validate
 from harness.model import GPT
-from harness.train import checkpoint_path, load_checkpoint, save_checkpoint, train
+from harness import checkpoint
+from harness.records import ResultsLayout
+from harness.train import train
 
 TRAIN = [sys.executable, "-c", "from harness.cli import train_main; train_main()"]
 ENV = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
@@ -84,12 +87,12 @@ def test_interrupt_then_resume_matches_uninterrupted_run_exactly(tiny_cfg, tmp_p
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, on_eval=interrupt)
-    rec = records.read_record(records.record_path(cfg.results_dir, "single", ref["run_id"]))
+    rec = records.read_record(records.ResultsLayout(cfg.results_dir, "single").record(ref["run_id"]))
     assert rec["status"] == "interrupted"
     assert [p["step"] for p in rec["curve"]] == [4, 8, 12]
     assert rec["curve"] == ref["curve"][:3]
-    ckpt = checkpoint_path(cfg, ref["run_id"])
-    state = load_checkpoint(ckpt, torch.device("cpu"))
+    ckpt = ResultsLayout.of(cfg).checkpoint(ref["run_id"])
+    state = checkpoint.load(ckpt, torch.device("cpu"))
     assert state["step"] == (13 if how == "sigint" else 9)
 
     resumed = train(tiny_cfg(**RESUME, **{"train.resume": True}))
@@ -106,11 +109,11 @@ def test_time_based_checkpoints(tiny_cfg):
     seen = []
 
     def look(point):
-        seen.append(load_checkpoint(checkpoint_path(cfg, records.run_id(to_container(cfg))), torch.device("cpu"))["step"])
+        seen.append(checkpoint.load(ResultsLayout.of(cfg).checkpoint(records.run_id(to_container(cfg))), torch.device("cpu"))["step"])
 
     assert train(cfg, on_eval=look)["status"] == "ok"
     assert seen[:3] == [3, 7, 11]  # every step checkpoints; at an eval the last one is the step before
-    assert not checkpoint_path(cfg, records.run_id(to_container(cfg))).exists()
+    assert not ResultsLayout.of(cfg).checkpoint(records.run_id(to_container(cfg))).exists()
 
 
 @pytest.mark.skipif(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, reason="SIGTERM handled by the runner")
@@ -118,7 +121,7 @@ def test_sigterm_stops_like_sigint(tiny_cfg):
     cfg = tiny_cfg(**{"train.eval_every": 4})
     with pytest.raises(KeyboardInterrupt):
         train(cfg, on_eval=lambda p: p["step"] == 8 and os.kill(os.getpid(), signal.SIGTERM))
-    rec = records.read_record(records.record_path(cfg.results_dir, "single", records.run_id(to_container(cfg))))
+    rec = records.read_record(records.ResultsLayout(cfg.results_dir, "single").record(records.run_id(to_container(cfg))))
     assert rec["status"] == "interrupted" and "SIGTERM" in rec["error"] and rec["checkpoint_step"] == 9
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
@@ -145,7 +148,7 @@ def test_resume_keeps_the_divergence_reference(tiny_cfg, tmp_path, monkeypatch):
 def test_unusable_checkpoint_is_ignored_with_a_warning(tiny_cfg, tmp_path):
     ref = train(tiny_cfg(results_dir=str(tmp_path / "ref")))
     cfg = tiny_cfg(**{"train.resume": True})
-    ckpt = checkpoint_path(cfg, ref["run_id"])
+    ckpt = ResultsLayout.of(cfg).checkpoint(ref["run_id"])
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"PK\x03\x04 not really a checkpoint")
     with pytest.warns(UserWarning, match=f"ignoring unusable checkpoint .*{ckpt.name}"):
@@ -161,7 +164,7 @@ class _Evil:
 def test_checkpoint_with_pickled_code_is_never_executed(tiny_cfg):
     """weights_only=True: a checkpoint that smuggles a callable is refused, not run."""
     cfg = tiny_cfg(**{"train.resume": True})
-    ckpt = checkpoint_path(cfg, records.run_id(to_container(cfg)))
+    ckpt = ResultsLayout.of(cfg).checkpoint(records.run_id(to_container(cfg)))
     ckpt.parent.mkdir(parents=True)
     torch.save({"format": 1, "step": 3, "model": _Evil()}, ckpt)
     marker = Path(tempfile.gettempdir()) / f"harness-pwned-{os.getpid()}"
@@ -173,7 +176,8 @@ def test_checkpoint_with_pickled_code_is_never_executed(tiny_cfg):
 
 def test_no_pickle_or_eval_on_the_loading_paths():
     root = Path(__file__).resolve().parent.parent / "harness"
-    for path in [root / "records.py", root / "train.py", root / "sweep.py", root / "tracking.py"]:
+    for path in [root / "records.py", root / "checkpoint.py", *(root / "train").glob("*.py"), root / "sweep.py",
+                 root / "tracking.py"]:
         src = path.read_text()
         for bad in ("import pickle", "pickle.load", "yaml.load(", "allow_pickle=True"):
             assert bad not in src, f"{bad} in {path.name}"
@@ -192,13 +196,13 @@ def test_nan_loss_stops_run_as_diverged_and_never_checkpoints_it(tiny_cfg, monke
     rec = train(cfg)
     assert rec["status"] == "diverged"
     assert f"at step {k}" in rec["error"]  # a checkpoint is due every step, so it syncs every step
-    on_disk = strict_json(records.record_path(cfg.results_dir, "single", rec["run_id"]))
+    on_disk = strict_json(records.ResultsLayout(cfg.results_dir, "single").record(rec["run_id"]))
     assert on_disk["status"] == "diverged"
-    ckpt = checkpoint_path(cfg, rec["run_id"])
+    ckpt = ResultsLayout.of(cfg).checkpoint(rec["run_id"])
     if k == 1:
         assert not ckpt.exists()
     else:
-        state = load_checkpoint(ckpt, torch.device("cpu"))
+        state = checkpoint.load(ckpt, torch.device("cpu"))
         assert state["step"] == k - 1
         assert all(torch.isfinite(v).all() for v in state["model"].values())
 
@@ -397,7 +401,7 @@ def _writer_forever(folder: str, payload: dict) -> None:
         rec = _valid_record(run_id=f"r{i % 2}", config={"i": i},
                             curve=[{"tokens": j, "flops": j, "train_loss": 1.0, "val_loss": 1.0} for j in range(3000)])
         records.write_record(rec, folder)
-        save_checkpoint(Path(folder) / "ckpt" / "c.pt", {"format": 1, "i": i, **payload})
+        checkpoint.save(Path(folder) / "ckpt" / "c.pt", {"format": 1, "i": i, **payload})
         i += 1
 
 
@@ -418,7 +422,7 @@ def test_kill_9_at_random_points_never_leaves_a_torn_file(tmp_path):
             rec = records.read_record(path)  # raises on a torn file
             assert len(rec["curve"]) == 3000
         for path in folder.glob("**/*.pt"):
-            state = load_checkpoint(path, torch.device("cpu"))
+            state = checkpoint.load(path, torch.device("cpu"))
             assert torch.equal(state["w"], payload["w"]) and torch.equal(state["b"], payload["b"])
         mid_write += bool(list(folder.glob("**/.*.tmp")))  # killed mid-write: only a temp file is torn
         had_files += (folder / "s" / "runs").exists()
@@ -520,7 +524,7 @@ def test_sigkill_mid_run_then_resume_finishes_identically(tmp_path, long_referen
     assert proc.returncode == -signal.SIGKILL
     assert not list((tmp_path / "single" / "runs").glob("*.json"))  # no partial record
     for ckpt in (tmp_path / "single" / "checkpoints").glob("*.pt"):
-        load_checkpoint(ckpt, torch.device("cpu"))  # never torn
+        checkpoint.load(ckpt, torch.device("cpu"))  # never torn
     _resume_and_compare(tmp_path, long_reference)
 
 
@@ -602,6 +606,6 @@ def test_wandb_errors_only_warn_and_the_run_finishes(tiny_cfg, monkeypatch, fail
     with pytest.warns(UserWarning, match="wandb disabled for this run"):
         rec = train(cfg)
     assert rec["status"] == "ok"
-    assert records.read_record(records.record_path(cfg.results_dir, "single", rec["run_id"]))["status"] == "ok"
+    assert records.read_record(records.ResultsLayout(cfg.results_dir, "single").record(rec["run_id"]))["status"] == "ok"
     if failing == "finish":
         assert runs[0].logged  # logging worked until finish failed

@@ -117,7 +117,7 @@ def test_eta_weighs_runs_by_planned_flops(tmp_path, monkeypatch):
     plan = {"sweep": "s", "total": 5, "run_ids": ["a", "b", "c", "d", "old"], "already_done": 1,
             "done_at_start": ["old"], "flops": [8.0, 4.0, 2.0, 2.0, 100.0], "started": time.time() - 60}
     (tmp_path / "s").mkdir()
-    sweep.plan_path(tmp_path, "s").write_text(json.dumps(plan))
+    sweep.ResultsLayout(tmp_path, "s").plan.write_text(json.dumps(plan))
     status = {"a": "ok", "old": "ok"}
     monkeypatch.setattr(sweep, "_status", lambda path: status.get(path.stem))
     t = sweep.tally(tmp_path, "s")

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 import harness.data.text as text
-from harness.config import ConfigError, RunConfig
+from harness.config import ConfigError, make_config
 from harness.data.text import TextSource
 
 SENTENCES = """\
@@ -48,19 +47,12 @@ def make_corpus(path: Path, n_lines: int = 400, seed: int = 0) -> Path:
 
 
 def make_cfg(tmp_path: Path, path, **data):
-    cfg = OmegaConf.structured(RunConfig)
-    cfg.results_dir = str(tmp_path / "results")
-    cfg.data.source = "text"
-    cfg.data.path = None if path is None else str(path)
-    cfg.data.cache_dir = str(tmp_path / "cache")
-    cfg.data.tokenizer_vocab = 300
-    cfg.data.val_fraction = 0.1
-    cfg.data.eval_tokens = 256
-    cfg.model.context = 16
-    cfg.train.batch_size = 8
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return cfg
+    return make_config(**{
+        "results_dir": str(tmp_path / "results"), "data.source": "text",
+        "data.path": None if path is None else str(path), "data.cache_dir": str(tmp_path / "cache"),
+        "data.tokenizer_vocab": 300, "data.val_fraction": 0.1, "data.eval_tokens": 256,
+        "model.context": 16, "train.batch_size": 8, **{f"data.{k}": v for k, v in data.items()},
+    })
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ def test_tiny_run_learns_and_writes_consistent_record(tiny_cfg):
     cfg = tiny_cfg()
     rec = train(cfg)
     assert rec["status"] == "ok"
-    path = records.record_path(cfg.results_dir, "single", rec["run_id"])
+    path = records.ResultsLayout(cfg.results_dir, "single").record(rec["run_id"])
     on_disk = json.loads(path.read_text())
     assert on_disk["final_val_loss"] == rec["final_val_loss"]
     assert rec["curve"][-1]["val_loss"] < rec["curve"][0]["val_loss"] - 0.3
@@ -22,6 +22,14 @@ def test_tiny_run_learns_and_writes_consistent_record(tiny_cfg):
     assert rec["mfu"] is None and rec["device"] == "cpu"
     assert 0 < rec["first_step_s"] < rec["wall_time_s"]
     assert [p["tokens"] for p in rec["curve"]] == sorted(p["tokens"] for p in rec["curve"])
+
+
+def test_records_hold_only_declared_fields(tiny_cfg):
+    """A record field is added in one place, records.RunRecord: the loop writes nothing else."""
+    rec = train(tiny_cfg(**{"train.compile": False, "train.checkpoint_every": 7}))
+    assert set(rec) <= set(records.RunRecord.__annotations__)
+    assert all(set(p) <= set(records.CurvePoint.__annotations__) for p in rec["curve"])
+    assert records.CSV_FIELDS == tuple(records.csv_row(rec))[: len(records.CSV_FIELDS)]
 
 
 def test_same_config_same_loss(tiny_cfg, tmp_path):

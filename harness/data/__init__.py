@@ -5,12 +5,17 @@
 - ``markov``: a seeded sparse Markov chain with a known entropy rate (a simpler toy).
 - ``text``: natural text from files (or a Hub dataset, with network), tokenized by a
   byte-level BPE trained with ``tokenizers``.
+
+A source is a class with two static methods: ``validate(cfg)`` raises
+``harness.config.ConfigError`` for settings it cannot use, and
+``build(cfg, n_train_tokens)`` returns a :class:`TokenData`.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from harness.config import to_container
 from harness.data.base import TokenData
 from harness.data.synthetic import MarkovSource, ZipfFactsSource
 from harness.data.text import TextSource
@@ -31,8 +36,6 @@ _last: dict[str, TokenData] = {}
 
 def data_key(cfg: Any, n_train_tokens: int) -> str:
     """Everything a source reads: the data section, context, batch size and D."""
-    from harness.config import to_container
-
     return json.dumps([to_container(cfg)["data"], cfg.model.context, cfg.train.batch_size, n_train_tokens],
                       sort_keys=True, default=str)
 

@@ -23,7 +23,7 @@ class TokenData:
     - ``entropy_floor``: the exact Bayes-optimal loss in nats per target token for
       windows of this context, or None when the source cannot know it.
     - ``info``: facts worth recording (epochs over a finite corpus, corpus size, ...).
-    - ``probe``: per-skill probe windows (harness.probes), or None when disabled.
+    - ``probe``: per-skill probe windows (harness.data.probe_sets), or None when disabled.
     """
 
     vocab_size: int
@@ -38,15 +38,3 @@ class TokenData:
         probes) copied to ``device`` once, so no step moves tokens from the host."""
         probe = self.probe.to(device) if self.probe is not None else None
         return replace(self, train=self.train.to(device), val=self.val.to(device), probe=probe)
-
-
-class Source(Protocol):
-    """A data source registered in ``harness.data.SOURCES``."""
-
-    @staticmethod
-    def validate(cfg: Any) -> None:
-        """Raise harness.config.ConfigError for settings this source cannot use."""
-
-    @staticmethod
-    def build(cfg: Any, n_train_tokens: int) -> TokenData:
-        """Build train and held-out data for ``cfg`` (the whole run config)."""

@@ -18,19 +18,8 @@ and ``entropy_floor`` is their mean over the window's target positions 1..contex
 successors with Dirichlet probabilities); windows start from the stationary
 distribution, so the floor is the chain's entropy rate.
 
-Why zipf_facts with these defaults (vocab 128, 16,384 facts, Zipf 1.5, noise 0.1): by
-measurement. Width ladders of six widths 16..128 (depth 2, 16-dim heads, 1.5M tokens,
-lr 3e-3 cosine, batch 32 x 64, seed 0; ``harness-sweep sweep=width_ladder``, then
-``python scripts/check_ladder.py results/width_ladder``; 2 CPU cores):
-
-| source | floor E | L(N)-E, N = 6.6e3 -> 4.0e5 | slope | log R^2 | free-fit E' - E |
-| --- | --- | --- | --- | --- | --- |
-| zipf_facts, s=1.5 (default) | 1.2936 | 0.271 -> 0.072, monotone | -0.325 | 0.997 | +0.023 |
-| zipf_facts, s=1.2 | 1.9653 | 0.649 -> 0.169, monotone | -0.333 | 0.991 | -0.271 |
-| markov (branching 4) | 0.8649 | 0.028 -> 0.015, saturates | -0.398 | 0.855 | +0.016 |
-
-s=1.2 is as straight, but it is so far from its floor that a free fit of E is off by
-0.27 nats; the Markov chain is learnt by the smallest model, so its curve is flat.
+Why these defaults (vocab 128, 16,384 facts, Zipf 1.5, noise 0.1): measured on width
+ladders, see results/width_ladder/README.md.
 
 Both sources build their windows in chunks seeded by (seed, split, chunk), so a
 bigger token budget extends a smaller one (data ladders are nested), and the
@@ -41,9 +30,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from harness.config import ConfigError
 from harness.data.base import TokenData
+from harness.data.probe_sets import facts_probe, token_probe
 from harness.data.sampler import WindowSampler
-from harness.probes import facts_probe, token_probe
 
 CHUNK_ROWS = 4096
 _SPLIT_IDS = {"train": 0, "val": 1}
@@ -118,8 +108,6 @@ class ZipfFacts:
 class ZipfFactsSource:
     @staticmethod
     def validate(cfg) -> None:
-        from harness.config import ConfigError
-
         d = cfg.data
         if not 1 <= d.n_facts <= d.vocab * d.vocab:
             raise ConfigError(f"data.n_facts={d.n_facts} must be in [1, data.vocab^2 = {d.vocab ** 2}]")
@@ -181,8 +169,6 @@ class MarkovSource:
 
     @staticmethod
     def validate(cfg) -> None:
-        from harness.config import ConfigError
-
         if cfg.data.vocab > 4096:
             raise ConfigError(f"data.vocab={cfg.data.vocab} is too large for data.source=markov (max 4096)")
 

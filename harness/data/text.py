@@ -45,12 +45,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from harness.atomic import atomic_write
 from harness.config import ConfigError
-from harness.records import atomic_write
 from harness.data.base import TokenData
+from harness.data.probe_sets import token_probe
 from harness.data.sampler import StreamSampler, contiguous_windows
-from harness.probes import token_probe
 
 N_BYTES = 256  # the byte-level alphabet every BPE vocab starts from
 RECIPE = "bytelevel-bpe-1"  # part of the cache key: bump when the tokenizer recipe changes
@@ -198,8 +199,6 @@ class TextSource:
 def train_tokenizer(chunks: Iterable[str], vocab_size: int):
     """GPT-2's recipe: ByteLevel pre-tokenizer (regex split, bytes as symbols) + BPE.
     No prefix space, so encoding chunk by chunk equals encoding the whole stream."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -230,8 +229,6 @@ def encode(tok: Any, chunks: Iterable[str]) -> np.ndarray:
 
 
 def _read_tokenizer(path: Path):
-    from tokenizers import Tokenizer
-
     return Tokenizer.from_file(str(path))
 
 
@@ -267,7 +264,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def _load_files(files: list[Path], name: str, cache_dir: str) -> Any:
-    import datasets
+    import datasets  # 1.3 s to import, and only text files read through it need it
 
     try:
         return datasets.load_dataset("text", data_files=[str(f) for f in files], split="train", cache_dir=cache_dir)
@@ -276,7 +273,7 @@ def _load_files(files: list[Path], name: str, cache_dir: str) -> Any:
 
 
 def _load_hub(name: str) -> Any:
-    import datasets
+    import datasets  # 1.3 s to import, and only Hub datasets need it
 
     try:
         ds = datasets.load_dataset(name, split="train")

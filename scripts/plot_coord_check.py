@@ -6,7 +6,7 @@ Flat lines mean the layer's update is width-independent (μP's promise); lines t
 rise with width mean a wider model takes a bigger step in function space (SP).
 Prints the log-log slope of each curve against width.
 
-    python scripts/coord_check.py [--widths 32,64,128,256] [--lr 1e-2] [--steps 4]
+    python scripts/plot_coord_check.py [--widths 32,64,128,256] [--lr 1e-2] [--steps 4]
         [--quantity change|size] [--out results/lr_transfer/figures/coord_check.png]
 """
 from __future__ import annotations
