@@ -63,12 +63,27 @@ def test_bad_grid_point_stops_before_compute(tmp_path):
     assert not (tmp_path / "tiny" / "runs").exists()
 
 
+@pytest.mark.slow
 def test_submitit_local_two_jobs(tmp_path):
+    """submitit ran the jobs: one job folder per run under the sweep's .submitit/, each
+    with its pickled submission and result, and the job's own stdout log naming its run."""
     out = run_sweep(tmp_path, "hydra/launcher=submitit_local", "model.width=16")
     assert out.returncode == 0, out.stderr[-2000:]
     recs, problems = records.load_records(tmp_path / "tiny")
     assert len(recs) == 2 and not problems
     assert {r["status"] for r in recs} == {"ok"}
+    # one folder per job id (submitit also keeps a "%j" folder for the batch submission)
+    jobs = sorted(p for p in (tmp_path / "tiny" / "hydra").glob("*/.submitit/*") if p.name.isdigit())
+    assert len(jobs) == 2, [str(p) for p in jobs]
+    logged = {}
+    for job in jobs:
+        assert list(job.glob("*_submitted.pkl")) and list(job.glob("*_result.pkl")), sorted(job.iterdir())
+        (log,) = job.glob("*_log.out")
+        for r in recs:
+            if f"[tiny] {r['run_id']}: ok" in log.read_text():
+                logged.setdefault(r["run_id"], []).append(job.name)
+    assert sorted(logged) == sorted(r["run_id"] for r in recs)  # each run trained in a job
+    assert all(len(v) == 1 for v in logged.values())  # and in one job only
 
 
 def test_sigkill_mid_sweep_then_rerun_finishes_with_no_corrupt_record(tmp_path):
