@@ -112,6 +112,7 @@ def test_compile_mode_needs_compile(tiny_cfg):
         validate(tiny_cfg(**{"train.compile": True, "train.compile_mode": "fast"}))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_run_with_cuda_graph_mode_matches_eager(tiny_cfg, tmp_path):
@@ -136,6 +137,7 @@ def test_sweep_reports_the_share_of_wall_time_spent_compiling():
     assert compile_line("gpu", recs[2:]) is None
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_markdown_naming_the_device(tmp_path):
     from harness.bench import main
 

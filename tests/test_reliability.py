@@ -203,6 +203,7 @@ def test_nan_loss_stops_run_as_diverged_and_never_checkpoints_it(tiny_cfg, monke
         assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+@pytest.mark.slow
 def test_huge_lr_with_default_grad_clip_diverges_through_the_cli(tmp_path):
     out = subprocess.run([*TRAIN, *TINY_CLI, "data.tokens=20480", f"results_dir={tmp_path}", "train.lr=50"],
                          capture_output=True, text=True, timeout=120, env=ENV)
@@ -359,6 +360,7 @@ file_contents = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(file_contents, min_size=1, max_size=4))
 def test_fuzz_results_loader_never_raises(contents):
@@ -574,6 +576,7 @@ def _resume_and_compare(tmp_path, reference):
     assert not list((tmp_path / "single" / "checkpoints").glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_sigint_records_interrupted_with_partial_curve_then_resume_finishes(tmp_path, long_reference):
     proc = _start(tmp_path)
     _wait_for_checkpoint(tmp_path, proc)  # step 5 done, so a curve point exists
@@ -590,6 +593,7 @@ def test_sigint_records_interrupted_with_partial_curve_then_resume_finishes(tmp_
     _resume_and_compare(tmp_path, long_reference)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_finishes_identically(tmp_path, long_reference):
     proc = _start(tmp_path, "train.checkpoint_every=1")  # non-semantic: same run; kills land mid-save
     _wait_for_checkpoint(tmp_path, proc)
