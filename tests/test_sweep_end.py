@@ -45,6 +45,7 @@ def test_joblib_sweep_then_its_end_fits_draws_and_reports(tmp_path, monkeypatch)
 
     real = harness.analysis.fit_results_dir
     monkeypatch.setattr(harness.analysis, "fit_results_dir", functools.partial(real, n_resamples=100))
+    runs = _fake_wandb(monkeypatch)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=[*GRID[:3], "sweep.fit=true", f"results_dir={tmp_path}"])
     finish_sweep(cfg)
@@ -63,3 +64,53 @@ def test_joblib_sweep_then_its_end_fits_draws_and_reports(tmp_path, monkeypatch)
     assert "scaling_laws.png" in figures and min(figures.values()) > 1000
     report = (root / "report.md").read_text()
     assert "](figures/scaling_laws.png)" in report
+
+    # ... and one wandb run of job_type analysis with the fit table and every figure
+    (run,) = runs
+    assert run.init["job_type"] == "analysis" and run.init["name"] == "tiny-analysis"
+    logged = {k: v for d in run.logged for k, v in d.items()}
+    table = logged["fit"]
+    assert table.columns == ["law", "param", "value", "ci95_lo", "ci95_hi"]
+    assert {(r[1], r[2]) for r in table.data if r[0] == "chinchilla"} == set(chin["params"].items())
+    assert {k for k, v in logged.items() if isinstance(v, _Image)} == {f[:-4] for f in figures}
+    assert run.finished
+
+
+class _Image:
+    def __init__(self, path):
+        self.path = path
+
+
+class _Table:
+    def __init__(self, columns, data):
+        self.columns, self.data = columns, data
+
+
+class _Run:
+    id = "fake"
+
+    def __init__(self, init):
+        self.init, self.logged, self.summary, self.finished = init, [], {}, False
+
+    def log(self, data, step=None):
+        self.logged.append(data)
+
+    def finish(self, exit_code=0):
+        self.finished = True
+
+
+def _fake_wandb(monkeypatch) -> list:
+    """A stand-in wandb module that keeps what it is given (no files, no network)."""
+    import types
+
+    from harness import tracking
+
+    runs: list = []
+    mod = types.ModuleType("wandb")
+    mod.Settings = lambda **kw: kw
+    mod.Image, mod.Table = _Image, _Table
+    mod.init = lambda mode, **kw: runs.append(_Run({"mode": mode, **kw})) or runs[-1]
+    monkeypatch.setitem(sys.modules, "wandb", mod)
+    monkeypatch.setattr(tracking, "_online_failed", False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    return runs
