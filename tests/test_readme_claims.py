@@ -22,7 +22,6 @@ TRAIN = [sys.executable, "-c", "from harness.cli import train_main; train_main()
 ENV = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
 
 
-@pytest.mark.slow
 def test_harness_train_on_the_default_data_with_kaplan_lr(tmp_path):
     """One harness-train run, defaults everywhere but a small shape and budget: the
     default zipf_facts floor is 1.2936 nats/token; train.lr=kaplan gives Kaplan's

@@ -203,7 +203,6 @@ def test_nan_loss_stops_run_as_diverged_and_never_checkpoints_it(tiny_cfg, monke
         assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
-@pytest.mark.slow
 def test_huge_lr_with_default_grad_clip_diverges_through_the_cli(tmp_path):
     out = subprocess.run([*TRAIN, *TINY_CLI, "data.tokens=20480", f"results_dir={tmp_path}", "train.lr=50"],
                          capture_output=True, text=True, timeout=120, env=ENV)
@@ -360,7 +359,6 @@ file_contents = st.one_of(
 )
 
 
-@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(file_contents, min_size=1, max_size=4))
 def test_fuzz_results_loader_never_raises(contents):
