@@ -1,4 +1,7 @@
-"""Shared fixtures: offline wandb, tiny configs that train in about a second on CPU."""
+"""Shared fixtures: offline wandb, tiny configs that train in about a second on CPU.
+
+Tests that take over 5 s on 2 idle cores are marked ``slow``: ``pytest -m "not slow"``
+is the quick loop, ``pytest`` (what CI runs) is everything."""
 from __future__ import annotations
 
 import os

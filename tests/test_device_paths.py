@@ -39,12 +39,21 @@ def test_token_data_to_moves_every_token_tensor(tiny_cfg):
     assert data.train.batch(3)[0].device.type == "cpu" and data.probe.windows.device.type == "cpu"
 
 
-def test_window_sampler_on_device_gives_the_same_batches():
-    rows = torch.randint(0, 100, (40, 9), dtype=torch.int16)
+def test_window_sampler_slices_rows_in_order_and_wraps_after_one_pass():
+    """Batch s is rows [(s mod 5)*8, (s mod 5)*8 + 8) of 42 rows in batches of 8: the 2
+    rows past the last whole batch are never used, and step 5 starts the second pass.
+    Row i holds i*9 .. i*9+8, so a batch names the rows it came from."""
+    rows = torch.arange(42 * 9, dtype=torch.int16).reshape(42, 9)
+    expected_rows = {0: range(0, 8), 1: range(8, 16), 4: range(32, 40), 5: range(0, 8), 11: range(8, 16)}
     host, dev = WindowSampler(rows, 8), WindowSampler(rows, 8).to("cpu")
-    for step in (0, 1, 4, 5, 11):
-        for a, b in zip(host.batch(step), dev.batch(step)):
-            assert torch.equal(a, b) and a.dtype == b.dtype == torch.int64
+    for step, want in expected_rows.items():
+        full = torch.tensor([[9 * i + j for j in range(9)] for i in want])
+        for sampler in (host, dev):
+            x, y = sampler.batch(step)
+            assert x.dtype == y.dtype == torch.int64
+            assert torch.equal(x, full[:, :-1]) and torch.equal(y, full[:, 1:]), f"step {step}"
+    seen = torch.cat([host.batch(s)[0][:, 0] // 9 for s in range(5)])
+    assert seen.tolist() == list(range(40))  # one pass: every whole-batch row exactly once
 
 
 def test_stream_sampler_device_gather_equals_host_gather():
@@ -117,6 +126,7 @@ def test_compile_mode_needs_compile(tiny_cfg):
         validate(tiny_cfg(**{"train.compile": True, "train.compile_mode": "fast"}))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_run_with_cuda_graph_mode_matches_eager(tiny_cfg, tmp_path):
@@ -141,6 +151,7 @@ def test_sweep_reports_the_share_of_wall_time_spent_compiling():
     assert compile_line("gpu", recs[2:]) is None
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_markdown_naming_the_device(tmp_path):
     from harness.bench import main
 
@@ -150,7 +161,8 @@ def test_bench_writes_json_and_markdown_naming_the_device(tmp_path):
     (row,) = res["shapes"]
     assert res["device"].startswith("CPU") and res["sampler_device"] == "cpu"
     assert row["mfu"] is None and row["steady_tokens_per_s"] > 0 and row["baseline_tokens_per_s"] > 0
-    assert row["params_nonembedding"] > 12 * 16 * 16  # one block: 12 d^2 plus biases and norms
+    # one block of width 16: (4 + 2*4)*16^2 matrices + (9 + 4)*16 biases and norms, + 2*16 final norm
+    assert row["params_nonembedding"] == 12 * 16 * 16 + 13 * 16 + 2 * 16 == 3312
     assert row["step_ms"] > 0 and row["first_step_s"] > 0 and row["wall_s"] > 0
     md = (tmp_path / "bench_cpu.md").read_text()
     assert md.startswith("# harness-bench on CPU") and "| 16x1 |" in md
@@ -186,3 +198,32 @@ def test_peak_flops_matches_whole_words_of_the_device_name(name, peak):
     from harness.hardware import peak_flops_for
 
     assert peak_flops_for(name) == peak
+
+
+# where the loop looks up the device's peak FLOP/s (None on CPU, so MFU is never computed there)
+PEAK_LOOKUP = ("harness.train.loop", "peak_flops")
+
+
+def test_mfu_arithmetic_with_a_fake_peak(tiny_cfg, monkeypatch, tmp_path):
+    """MFU = flops_per_token (PaLM: 6 (N + vocab*width) + 12 L d T) x tokens/s / peak, in
+    the record over the whole run and in harness-bench over the steady state."""
+    import importlib
+
+    from harness.bench import main
+
+    peak = 2e9
+    monkeypatch.setattr(importlib.import_module(PEAK_LOOKUP[0]), PEAK_LOOKUP[1], lambda device: peak)
+    rec = train(tiny_cfg(**{"data.tokens": 32 * 16 * 8}))
+    assert rec["status"] == "ok"
+    # vocab 32, width 32, depth 1, context 32
+    fpt = 6.0 * (rec["params_nonembedding"] + 32 * 32) + 12.0 * 1 * 32 * 32
+    assert rec["flops_per_token"] == fpt
+    assert rec["mfu"] == pytest.approx(fpt * rec["tokens_per_s"] / peak, rel=1e-12)
+    assert rec["mfu"] > 0
+
+    main(["--shapes", "16x1", "--steps", "6", "--batch-size", "4", "--context", "16", "--threads", "1",
+          "--out", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "bench_cpu.json").read_text())["shapes"]
+    assert row["flops_per_token"] == 6.0 * (3312 + 128 * 16) + 12.0 * 16 * 16  # default vocab 128
+    assert row["mfu"] == pytest.approx(row["flops_per_token"] * row["steady_tokens_per_s"] / peak, rel=1e-9)
+    assert row["mfu_whole_run"] == pytest.approx(row["flops_per_token"] * row["tokens_per_s"] / peak, rel=1e-9)

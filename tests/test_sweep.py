@@ -31,6 +31,7 @@ def test_cli_axis_replaces_preset_axis():
     assert fixed == ["train.lr=0.1"]
 
 
+@pytest.mark.slow
 def test_sweep_writes_records_and_csv_then_resume_recomputes_nothing(tmp_path):
     out = run_sweep(tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -47,6 +48,7 @@ def test_sweep_writes_records_and_csv_then_resume_recomputes_nothing(tmp_path):
     assert snapshot(runs) == before  # not one record rewritten
 
 
+@pytest.mark.slow
 def test_diverging_run_is_recorded_and_sweep_completes(tmp_path):
     out = run_sweep(tmp_path, "model.width=16", "data.tokens=16384", "train.lr=0.003,50",
                     "train.grad_clip=0", "train.warmup=0")
@@ -63,14 +65,30 @@ def test_bad_grid_point_stops_before_compute(tmp_path):
     assert not (tmp_path / "tiny" / "runs").exists()
 
 
+@pytest.mark.slow
 def test_submitit_local_two_jobs(tmp_path):
+    """submitit ran the jobs: one job folder per run under the sweep's .submitit/, each
+    with its pickled submission and result, and the job's own stdout log naming its run."""
     out = run_sweep(tmp_path, "hydra/launcher=submitit_local", "model.width=16")
     assert out.returncode == 0, out.stderr[-2000:]
     recs, problems = records.load_records(tmp_path / "tiny")
     assert len(recs) == 2 and not problems
     assert {r["status"] for r in recs} == {"ok"}
+    # one folder per job id (submitit also keeps a "%j" folder for the batch submission)
+    jobs = sorted(p for p in (tmp_path / "tiny" / "hydra").glob("*/.submitit/*") if p.name.isdigit())
+    assert len(jobs) == 2, [str(p) for p in jobs]
+    logged = {}
+    for job in jobs:
+        assert list(job.glob("*_submitted.pkl")) and list(job.glob("*_result.pkl")), sorted(job.iterdir())
+        (log,) = job.glob("*_log.out")
+        for r in recs:
+            if f"[tiny] {r['run_id']}: ok" in log.read_text():
+                logged.setdefault(r["run_id"], []).append(job.name)
+    assert sorted(logged) == sorted(r["run_id"] for r in recs)  # each run trained in a job
+    assert all(len(v) == 1 for v in logged.values())  # and in one job only
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_finishes_with_no_corrupt_record(tmp_path):
     env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
     cmd = [*SWEEP, "sweep=tiny", f"results_dir={tmp_path}", "model.width=16,24,32,40", "data.tokens=32768"]
@@ -94,6 +112,7 @@ def test_sigkill_mid_sweep_then_rerun_finishes_with_no_corrupt_record(tmp_path):
     assert f"{done_before} already done" in out.stdout
 
 
+@pytest.mark.slow
 def test_packed_sweep_writes_the_same_run_ids_as_unpacked(tmp_path):
     grid = ("model.width=16", "data.tokens=8192", "train.seed=0,1,2")
     packed = run_sweep(tmp_path / "p", "sweep.pack=4", *grid)

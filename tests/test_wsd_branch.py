@@ -24,11 +24,30 @@ def test_branched_run_matches_independent_run_and_saves_compute(tiny_cfg, tmp_pa
 
 
 def test_probes_are_recorded_at_every_eval(tiny_cfg):
-    rec = train(tiny_cfg())
+    """Every curve point holds each bucket's metrics over the whole probe set: the counts
+    of the probe set itself, an exact match that is a whole number of hits, and, on the
+    most frequent facts, a model that learns (exact match and logprob rise over the run)."""
+    import math
+
+    from harness.data import build_data
+
+    cfg = tiny_cfg()
+    rec = train(cfg)
     probes = rec["probes"]
     assert probes["kind"] == "facts"
     assert len(probes["final"]) == len(probes["buckets"]) == len(probes["mass"])
-    assert all(len(p["probes"]) == len(probes["buckets"]) for p in rec["curve"])
+    probe = build_data(cfg, cfg.data.tokens).probe
+    counts = [int((probe.bucket == b).sum()) for b in range(len(probe.names))]
+    assert probes["buckets"] == probe.names and min(counts) > 0
+    assert len(rec["curve"]) == 10  # eval_every=0: ten evaluations
+    for point in rec["curve"]:
+        assert [b["bucket"] for b in point["probes"]] == probe.names
+        assert [b["n"] for b in point["probes"]] == counts
+        for b in point["probes"]:
+            hits = b["accuracy"] * b["n"]  # per-batch means in float32, pooled: 1e-4 slack
+            assert abs(hits - round(hits)) < 1e-4 and 0 <= hits <= b["n"]
+            assert math.isfinite(b["loss"]) and b["loss"] > 0 and b["logprob"] < 0
+    assert probes["final"] == rec["curve"][-1]["probes"]
+    first, last = rec["curve"][0]["probes"][0], rec["curve"][-1]["probes"][0]
+    assert last["accuracy"] > first["accuracy"] and last["logprob"] > first["logprob"]
     assert 0 <= probes["time_fraction"] < 0.5
-    acc = [b["accuracy"] for b in probes["final"] if b["n"]]
-    assert all(0 <= a <= 1 for a in acc)

@@ -1,0 +1,116 @@
+"""The end of a sweep: the joblib launcher that the cpu, isoflop, width_ladder, cpu_wsd
+and lr_transfer presets use, through the real CLI, then the summary, runs.csv, the fit,
+the figures and report.md on what it wrote."""
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import records
+from harness.cli import CONFIG_DIR
+
+SWEEP = [sys.executable, "-c", "from harness.cli import sweep_main; sweep_main()"]
+GRID = ["sweep=tiny", "train.threads=1", "data.probe_records=0", "model.width=16,24,32,40",
+        "data.tokens=4096,8192,16384"]
+
+
+@pytest.mark.slow
+def test_joblib_sweep_then_its_end_fits_draws_and_reports(tmp_path, monkeypatch):
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    out = subprocess.run([*SWEEP, *GRID, f"results_dir={tmp_path}", "hydra/launcher=joblib",
+                          "hydra.launcher.n_jobs=2"], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert "Joblib.Parallel(n_jobs=2" in log and "is launching 12 jobs" in log  # joblib ran them
+    root = tmp_path / "tiny"
+    recs, problems = records.load_records(root)
+    assert len(recs) == 12 and not problems and {r["status"] for r in recs} == {"ok"}
+    assert "12 ok, 0 diverged, 0 oom, 0 failed, 0 interrupted, 0 not run" in out.stdout
+    rows = list(csv.DictReader((root / "runs.csv").open()))
+    assert sorted(r["run_id"] for r in rows) == sorted(r["run_id"] for r in recs)
+    assert not (root / "fit.json").exists()  # the tiny preset sets sweep.fit=false
+
+    # The same end of the sweep with sweep.fit=true, in this process, on those records;
+    # 100 bootstrap resamples instead of 1000 (the sweep's default), to keep it short.
+    from hydra import compose, initialize_config_dir
+
+    import harness.analysis
+    from harness.sweep import finish_sweep
+
+    real = harness.analysis.fit_results_dir
+    monkeypatch.setattr(harness.analysis, "fit_results_dir", functools.partial(real, n_resamples=100))
+    runs = _fake_wandb(monkeypatch)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[*GRID[:3], "sweep.fit=true", f"results_dir={tmp_path}"])
+    finish_sweep(cfg)
+    fit = json.loads((root / "fit.json").read_text())
+    # only the fields DESIGN.md promises, so the analysis can grow without breaking this
+    want = {"N": "params_nonembedding", "C": "flops_6nd", "loss": "final_val_loss"}
+    assert {k: fit["conventions"][k] for k in want} == want
+    # DESIGN.md's {"floor": {"value": ...}}; the analysis before issue #14 wrote "entropy_floor"
+    floor = fit["floor"]["value"] if "floor" in fit else fit["entropy_floor"]
+    assert floor == pytest.approx(recs[0]["entropy_floor"], abs=1e-5)
+    chin = fit["laws"]["chinchilla"]
+    assert chin["n_points"] == 12 and set(chin["ci95"]) == set(chin["params"])
+    for name, (lo, hi) in chin["ci95"].items():
+        assert lo <= hi, name
+    figures = {p.name: p.stat().st_size for p in (root / "figures").glob("*.png")}
+    assert "scaling_laws.png" in figures and min(figures.values()) > 1000
+    report = (root / "report.md").read_text()
+    assert "](figures/scaling_laws.png)" in report
+
+    # ... and one wandb run of job_type analysis with the fit table and every figure
+    (run,) = runs
+    assert run.init["job_type"] == "analysis" and run.init["name"] == "tiny-analysis"
+    logged = {k: v for d in run.logged for k, v in d.items()}
+    table = logged["fit"]
+    assert table.columns == ["law", "param", "value", "ci95_lo", "ci95_hi"]
+    assert {(r[1], r[2]) for r in table.data if r[0] == "chinchilla"} == set(chin["params"].items())
+    assert {k for k, v in logged.items() if isinstance(v, _Image)} == {f[:-4] for f in figures}
+    assert run.finished
+
+
+class _Image:
+    def __init__(self, path):
+        self.path = path
+
+
+class _Table:
+    def __init__(self, columns, data):
+        self.columns, self.data = columns, data
+
+
+class _Run:
+    id = "fake"
+
+    def __init__(self, init):
+        self.init, self.logged, self.summary, self.finished = init, [], {}, False
+
+    def log(self, data, step=None):
+        self.logged.append(data)
+
+    def finish(self, exit_code=0):
+        self.finished = True
+
+
+def _fake_wandb(monkeypatch) -> list:
+    """A stand-in wandb module that keeps what it is given (no files, no network)."""
+    import types
+
+    from harness import tracking
+
+    runs: list = []
+    mod = types.ModuleType("wandb")
+    mod.Settings = lambda **kw: kw
+    mod.Image, mod.Table = _Image, _Table
+    mod.init = lambda mode, **kw: runs.append(_Run({"mode": mode, **kw})) or runs[-1]
+    monkeypatch.setitem(sys.modules, "wandb", mod)
+    monkeypatch.setattr(tracking, "_online_failed", False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    return runs
