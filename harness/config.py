@@ -114,6 +114,9 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    from harness import slurm  # hydra/launcher=submitit_slurm with requeues allowed (harness/slurm.py)
+
+    slurm.register()
     # ${div:${model.width},16} lets a preset tie heads to width (fixed head size)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))

@@ -266,6 +266,11 @@ def log_analysis(cfg: Any, fit: dict, figures: list[Path]) -> None:
 class SweepCallback(Callback):
     """Hydra callback: the end-of-sweep summary and fit, in the launching process."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness import slurm
+
+        slurm.on_multirun_start(config)  # job states from squeue where SLURM has no sacct (harness/slurm.py)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if plan_path(config.results_dir, config.sweep.name).exists():
             finish_sweep(config)

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import torch
 
 import harness
-from harness import records
+from harness import records, slurm
 from harness.config import resolve_lr, to_container
 from harness.data import build_data
 from harness.model import GPT, GPTConfig, flops_per_token, param_counts
@@ -210,6 +210,8 @@ def deferred_stop():
         for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
             if signal.getsignal(sig) is default:
                 previous[sig] = signal.signal(sig, handler)
+        # in a submitit SLURM job, SIGTERM and SIGUSR2 stop the loop too (harness/slurm.py)
+        previous.update(slurm.take_signals(request))
     try:
         yield request
     finally:
@@ -227,7 +229,9 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
     """
     with deferred_stop() as stop:
         record = _train(cfg, on_eval, stop)
-    if stop or record["status"] == "interrupted":
+    # SLURM: requeue through submitit, or exit for SLURM's requeue; else the record is the job's result
+    slurm.after_stop(stop, record)
+    if (stop or record["status"] == "interrupted") and not slurm.in_job():
         raise KeyboardInterrupt
     return record
 
@@ -246,6 +250,7 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
     )
 
     record: dict[str, Any] = {"run_id": rid, "sweep": cfg.sweep.name, "status": "failed", "config": config}
+    record.update(slurm.job_info())  # slurm_job_id, requeues (harness/slurm.py); nothing outside SLURM
     curve: list[dict] = []
     record["curve"] = curve
     tracker = None
@@ -319,7 +324,7 @@ def _train(cfg: Any, on_eval: Callable[[dict], None] | None, stop: dict) -> dict
             curve.clear()
 
         ckpt = checkpoint_path(cfg, rid)
-        if t.resume and ckpt.exists():
+        if (t.resume or slurm.requeues()) and ckpt.exists():  # a requeued SLURM job always resumes
             try:
                 state = restore(ckpt)
                 wandb_id = state.get("wandb_id")
