@@ -146,9 +146,9 @@ def short_baseline(tmp_path_factory):
 
 
 def test_slurm_sweep_equals_basic_launcher_and_fits(tmp_path):
-    grid = ["model.width=16,24,32", "sweep.fit=true"]  # 3 widths x the preset's 2 data sizes: 6 runs
+    grid = ["model.width=16,24,32"]  # 3 widths x the preset's 2 data sizes: 6 runs, enough to fit
     basic = Sweep(tmp_path / "basic", *grid)
-    slurm = Sweep(tmp_path / "slurm", *grid, *SLURM)
+    slurm = Sweep(tmp_path / "slurm", *grid, *SLURM, "sweep.fit=true")  # sweep.fit: not in the run id
     b, s = basic.wait(300), slurm.wait(300)
     assert b.returncode == 0, b.stderr[-3000:]
     assert s.returncode == 0, s.stderr[-3000:]
