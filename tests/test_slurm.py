@@ -162,10 +162,30 @@ def test_slurm_sweep_equals_basic_launcher_and_fits(tmp_path):
         same_run(rec, plain[rid])
 
 
+def tokens_for(seconds: float, tmp_path: Path) -> int:
+    """Training tokens that take about ``seconds`` here, from a short run of the same shape."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from harness.cli import CONFIG_DIR
+    from harness.train import train
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[*COMMON, "model.width=16", "data.tokens=262144",
+                                           f"results_dir={tmp_path}", "wandb.mode=disabled"])
+    threads = torch.get_num_threads()
+    try:
+        rec = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    batch = cfg.train.batch_size * cfg.model.context
+    return int(rec["tokens_per_s"] * seconds) // batch * batch
+
+
 def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
     """timeout_min=1 and signal_delay_s=50: SLURM sends SIGUSR2 10-40 s into the job (it
-    checks time limits every 30 s), so a run that needs ~40 s is always signalled."""
-    run = ["model.width=16", "data.tokens=3670016"]
+    checks time limits every 30 s), so a run that trains for ~48 s is always signalled."""
+    run = ["model.width=16", f"data.tokens={tokens_for(48, tmp_path / 'calibrate')}"]
     basic = Sweep(tmp_path / "basic", *run)
     slurm = Sweep(tmp_path / "slurm", *run, *SLURM, "hydra.launcher.timeout_min=1",
                   "hydra.launcher.signal_delay_s=50", "hydra.launcher.max_num_timeout=5")
