@@ -22,13 +22,11 @@ import pytest
 
 from harness import records
 
-pytestmark = pytest.mark.slurm
-
 SWEEP = [sys.executable, "-c", "from harness.cli import sweep_main; sweep_main()"]
 SLURM = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug"]
 # one thread everywhere: CPU results are bitwise reproducible for a fixed thread count
 COMMON = ["sweep=tiny", "train.threads=1"]
-SHORT = ["model.width=16", "data.tokens=1048576", "train.checkpoint_every=100"]  # ~10 s of training
+SHORT = ["model.width=16", "data.tokens=524288", "train.checkpoint_every=100"]  # ~5 s of training
 
 
 def cluster_problem() -> str | None:
@@ -43,7 +41,7 @@ def cluster_problem() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def cluster():
     problem = cluster_problem()
     if problem:
@@ -130,7 +128,7 @@ def same_run(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def short_baseline(tmp_path_factory):
+def short_baseline(cluster, tmp_path_factory):
     """The SHORT run through the basic launcher, started at first use, in the background."""
     sweep = Sweep(tmp_path_factory.mktemp("baseline"), *SHORT)
     done: list[dict] = []
@@ -145,6 +143,48 @@ def short_baseline(tmp_path_factory):
     return get
 
 
+# --- without a cluster ----------------------------------------------------------------
+
+
+def test_submitit_slurm_launcher_allows_requeues_at_a_time_limit():
+    """Our registration of hydra/launcher=submitit_slurm survives Hydra's plugin scan."""
+    from hydra import compose, initialize_config_dir
+
+    from harness.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=submitit_slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher.max_num_timeout == 3
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+
+
+def test_squeue_watcher_reads_array_tasks_in_sacct_format():
+    from harness.slurm import SqueueWatcher
+
+    w = SqueueWatcher(delay_s=60)
+    info = w.read_info(b"12_0|RUNNING|vm\n12_1|CANCELLED|vm\n12_[2-3]|PENDING|\n13|COMPLETING|vm\n")
+    assert {k: v["State"] for k, v in info.items()} == {
+        "12_0": "RUNNING", "12_1": "CANCELLED", "12_2": "PENDING", "12_3": "PENDING", "13": "COMPLETING"}
+    assert w._make_command() is None  # nothing registered: no squeue call
+
+
+def test_outside_slurm_signals_and_records_are_unchanged(monkeypatch):
+    from harness import slurm
+
+    for var in ("SUBMITIT_EXECUTOR", "SLURM_JOB_ID", "SLURM_RESTART_COUNT"):
+        monkeypatch.delenv(var, raising=False)
+    assert not slurm.in_job() and slurm.job_info() == {} and slurm.requeues() == 0
+    assert slurm.take_signals({}) == {}
+    slurm.after_stop({"signal": "SIGTERM"}, {"status": "interrupted"})  # returns, no exit
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    assert slurm.requeues() == 2  # an sbatch'ed harness-train that SLURM requeued resumes too
+
+
+# --- against the live cluster -------------------------------------------------------------
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("cluster")
 def test_slurm_sweep_equals_basic_launcher_and_fits(tmp_path):
     grid = ["model.width=16,24,32"]  # 3 widths x the preset's 2 data sizes: 6 runs, enough to fit
     basic = Sweep(tmp_path / "basic", *grid)
@@ -182,6 +222,8 @@ def tokens_for(seconds: float, tmp_path: Path) -> int:
     return int(rec["tokens_per_s"] * seconds) // batch * batch
 
 
+@pytest.mark.slurm
+@pytest.mark.usefixtures("cluster")
 def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
     """timeout_min=1 and signal_delay_s=50: SLURM sends SIGUSR2 10-40 s into the job (it
     checks time limits every 30 s), so a run that trains for ~48 s is always signalled."""
@@ -204,6 +246,7 @@ def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
     same_run(rec, only(basic.records()))
 
 
+@pytest.mark.slurm
 def test_scontrol_requeue_preemption_resumes_to_the_same_loss(tmp_path, short_baseline):
     slurm = Sweep(tmp_path / "slurm", *SHORT, *SLURM)
     job = slurm.running_job_once_training()
@@ -218,6 +261,7 @@ def test_scontrol_requeue_preemption_resumes_to_the_same_loss(tmp_path, short_ba
     same_run(rec, short_baseline())
 
 
+@pytest.mark.slurm
 def test_scancel_leaves_interrupted_record_and_rerun_resumes(tmp_path, short_baseline):
     slurm = Sweep(tmp_path / "slurm", *SHORT, *SLURM)
     job = slurm.running_job_once_training()
