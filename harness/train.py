@@ -225,7 +225,8 @@ def train(cfg: Any, on_eval: Callable[[dict], None] | None = None) -> dict:
     The record is written to ``results/<sweep>/runs/<run_id>.json`` whatever the
     outcome. SIGINT/SIGTERM stop the run at the end of a step with a checkpoint
     (``train.resume=true`` continues from it) and a record saying ``interrupted``
-    that keeps the partial curve; then KeyboardInterrupt is raised, so a sweep stops too.
+    that keeps the partial curve; then KeyboardInterrupt is raised, so a sweep stops too
+    (in a SLURM job the record is returned instead, or the job requeued: harness/slurm.py).
     """
     with deferred_stop() as stop:
         record = _train(cfg, on_eval, stop)
