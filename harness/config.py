@@ -13,6 +13,9 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from harness import slurm
+
+
 def knob(default: Any = None, *, semantic: bool = True, factory: Any = None) -> Any:
     """A config field. ``semantic=False`` marks a key that does not change what a run
     computes (where it runs, how it reports): it is left out of the run id."""
@@ -147,6 +150,7 @@ def make_config(config: dict | None = None, /, **overrides: Any) -> DictConfig:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    slurm.register()  # hydra/launcher=submitit_slurm with requeues allowed (harness/slurm.py)
     # ${div:${model.width},16} lets a preset tie heads to width (fixed head size)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))

@@ -87,6 +87,8 @@ class RunRecord(TypedDict, total=False):
     checkpoint_error: str  # an unusable checkpoint that was ignored
     branched_from_step: int  # WSD ladders: started from a sibling's stable phase here
     tokens_shared: int  # ... so many of its tokens came from the sibling
+    slurm_job_id: str  # inside a SLURM job (harness.slurm): the job (array task) id
+    requeues: int  # ... and how many times SLURM requeued it
 
 
 def _tagged(schema: type, tag: str) -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from harness import records
+from harness import records, slurm
 from harness.atomic import atomic_write_text
 from harness.config import ConfigError, to_container
 from harness.validation import validate
@@ -254,6 +254,9 @@ def log_analysis(cfg: Any, fit: dict, figures: list[Path]) -> None:
 
 class SweepCallback(Callback):
     """Hydra callback: the end-of-sweep summary and fit, in the launching process."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        slurm.on_multirun_start(config)  # job states from squeue where SLURM has no sacct (harness/slurm.py)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if ResultsLayout.of(config).plan.exists():

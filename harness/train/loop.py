@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from harness import slurm
 from harness.data import TokenData
 from harness.data.probe_sets import evaluate_probes
 from harness.hardware import autocast_for, is_oom, peak_flops, resolve_device, resolve_precision
@@ -73,8 +74,10 @@ def train_runs(cfgs: list, on_eval: OnEval | None = None, packed: bool = False) 
         raise ValueError("one config, unless packed")
     with deferred_stop() as stop:
         runs = _train_runs(cfgs, on_eval, packed, stop)
-    if stop or any(r.record["status"] == "interrupted" for r in runs):
-        raise KeyboardInterrupt
+    for r in runs:  # SLURM: requeue through submitit, or exit for SLURM's own requeue
+        slurm.after_stop(stop, r.record)
+    if (stop or any(r.record["status"] == "interrupted" for r in runs)) and not slurm.in_job():
+        raise KeyboardInterrupt  # outside SLURM the sweep stops too; in a job the record is its result
     return [r.record for r in runs]
 
 

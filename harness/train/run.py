@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from harness import checkpoint, records
+from harness import checkpoint, records, slurm
 from harness.config import resolve_lr, to_container
 from harness.data import TokenData, build_data, data_key
 from harness.hardware import record_device, versions
@@ -54,7 +54,8 @@ class Run:
         self.layout = ResultsLayout.of(cfg)
         self.state = TrainState.fresh(device)
         self.record: RunRecord = {"run_id": self.rid, "sweep": cfg.sweep.name, "status": "failed",
-                                  "config": self.config, "curve": self.state.curve}
+                                  "config": self.config, "curve": self.state.curve,
+                                  **slurm.job_info()}  # slurm_job_id, requeues: only inside SLURM
         self.precision = precision
         self.tracker: Tracker | None = None
         self.wandb_id: str | None = None
@@ -105,7 +106,7 @@ class Run:
         every sibling (same data prefix, same lr). A bad saved state costs a restart
         from step 0, never the run."""
         ckpt = self.layout.checkpoint(self.rid)
-        if self.cfg.train.resume and ckpt.exists():
+        if (self.cfg.train.resume or slurm.requeues()) and ckpt.exists():  # a requeued SLURM job always resumes
             try:
                 state = self._load(engine, row, ckpt)
                 self.wandb_id = state.get("wandb_id")

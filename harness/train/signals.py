@@ -3,7 +3,8 @@
 While :func:`deferred_stop` is active, a first SIGINT (or SIGTERM, when nobody else
 handles it) only asks the loop to stop: it finishes the current step, checkpoints
 every run still training and records them ``interrupted``. A second signal stops at
-once. A scheduler hook (a SLURM requeue on SIGUSR1, say) belongs here too.
+once. Inside a SLURM job SIGTERM and SIGUSR2 stop the loop too, and the job is then
+requeued or ends: :mod:`harness.slurm` says which signal does what.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+from harness import slurm
 
 
 @contextmanager
@@ -31,6 +34,7 @@ def deferred_stop() -> Iterator[dict[str, str]]:
         for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
             if signal.getsignal(sig) is default:
                 previous[sig] = signal.signal(sig, handler)
+        previous.update(slurm.take_signals(request))  # a submitit SLURM job: SIGTERM, SIGUSR2
     try:
         yield request
     finally:
