@@ -17,6 +17,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -43,6 +44,16 @@ def resolve_mode(mode: str) -> str:
         warnings.warn("wandb.mode=online but no API key is set: logging offline (sync later with `wandb sync`)")
         mode = "offline"
     return mode
+
+
+def _settings(wandb: Any, mode: str) -> Any:
+    """Quiet settings. Offline, tables reference their files by path: wandb 0.18 to
+    0.19.4 otherwise ask the server for its version when a table is logged, and retry
+    for minutes on a machine without network (wandb issue #8957)."""
+    kw: dict[str, Any] = {"silent": True, "console": "off"}
+    if mode == "offline" and hasattr(wandb.Settings(), "allow_offline_artifacts"):
+        kw["allow_offline_artifacts"] = False
+    return wandb.Settings(**kw)
 
 
 class Tracker:
@@ -75,7 +86,6 @@ class Tracker:
                 job_type=job_type,
                 config=config,
                 dir=str(directory),
-                settings=wandb.Settings(silent=True, console="off"),
             )
         except Exception as e:  # wandb trouble must never stop training
             self._fail(e)
@@ -85,7 +95,7 @@ class Tracker:
         try:
             if getattr(wandb, "run", None) is not None:  # one run per process: a stray open run would swallow this one
                 wandb.finish()
-            self.run = wandb.init(mode=mode, **kwargs)
+            self.run = wandb.init(mode=mode, settings=_settings(wandb, mode), **kwargs)
             return
         except Exception as e:
             if mode != "online":
@@ -95,7 +105,7 @@ class Tracker:
             warnings.warn(f"wandb online init failed ({type(e).__name__}: {e}): logging offline "
                           "(sync later with `wandb sync`)")
         try:
-            self.run = wandb.init(mode="offline", **kwargs)
+            self.run = wandb.init(mode="offline", settings=_settings(wandb, "offline"), **kwargs)
         except Exception as e:
             self._fail(e)
 
@@ -171,14 +181,14 @@ class Tracker:
     def config(self, data: dict) -> None:
         self._safely(lambda run: run.config.update(data, allow_val_change=True))
 
-    def log_artifact(self, name: str, kind: str, paths: list[Path], root: Path | None = None) -> None:
-        """One artifact holding ``paths`` (under their path relative to ``root``)."""
+    def log_artifact(self, name: str, kind: str, files: dict[Path, str]) -> None:
+        """One artifact holding ``files`` (local path -> name in the artifact)."""
         def log(run):
             import wandb
 
             art = wandb.Artifact(name, type=kind)
-            for p in paths:
-                art.add_file(str(p), name=str(p.relative_to(root)) if root else p.name)
+            for path, as_name in files.items():
+                art.add_file(str(path), name=as_name)
             run.log_artifact(art)
         self._safely(log)
 
@@ -217,15 +227,24 @@ class Tracker:
 RUNS_COLUMNS = ["run_id", "N", "D", "C", "loss", "status"]
 
 
-def log_analysis(wandb_cfg: Any, root: Path, fit: dict, figures: list[Path], sweep: str | None = None) -> None:
+def wandb_settings(mode: str, project: str = "scaling-harness", entity: str | None = None,
+                   tags: list[str] = ()) -> SimpleNamespace:
+    """What :class:`Tracker` reads from ``cfg.wandb``, for callers without a run config
+    (``harness-fit --wandb MODE``)."""
+    return SimpleNamespace(mode=mode, project=project, entity=entity, tags=list(tags))
+
+
+def log_analysis(wandb_cfg: Any, root: Path, fit: dict, figures: list[Path], sweep: str | None = None,
+                 out: Path | None = None) -> None:
     """One wandb run of job_type ``analysis`` for the fit of the records under ``root``
-    (``root/runs/*.json``): the selected law's exponents, E, a and held-out errors as
+    (``root/runs/*.json``; the fit's outputs in ``out``, default ``root``): the selected law's exponents, E, a and held-out errors as
     summary scalars, a runs table with scatter plots of loss against C (all runs, and the
     frontier: the lowest loss so far by C), every law's parameters with 95% intervals,
     the figures, and an artifact of the records, runs.csv, fit.json, report.md and
     figures. ``fit`` is read by the field names of DESIGN.md; a missing field is skipped.
     Used by harness-sweep at the end of a sweep and by ``harness-fit --wandb MODE``."""
     root = Path(root)
+    out = Path(out) if out is not None else root
     sweep = sweep or root.name
     recs = []
     for p in sorted((root / "runs").glob("*.json")):
@@ -265,10 +284,10 @@ def log_analysis(wandb_cfg: Any, root: Path, fit: dict, figures: list[Path], swe
     if held_rows:
         tracker.log_table("heldout", ["law", "holdout", "reducible_error", "nats"], held_rows)
     tracker.log_images([Path(p) for p in figures])
-    files = [p for p in sorted((root / "runs").glob("*.json"))]
-    files += [p for p in (root / "runs.csv", root / "fit.json", root / "report.md") if p.exists()]
-    files += [Path(p) for p in figures if Path(p).exists()]
-    tracker.log_artifact(f"{sweep}-analysis", "analysis", files, root=root)
+    files = {p: f"runs/{p.name}" for p in sorted((root / "runs").glob("*.json"))}
+    files.update({p: p.name for p in (out / "runs.csv", out / "fit.json", out / "report.md") if p.exists()})
+    files.update({Path(p): f"figures/{Path(p).name}" for p in figures if Path(p).exists()})
+    tracker.log_artifact(f"{sweep}-analysis", "analysis", files)
     tracker.use_artifacts([f"record-{r['run_id']}:latest" for r in recs if r.get("run_id")])
     tracker.finish()
 

@@ -116,6 +116,7 @@ def test_a_resumed_run_keeps_its_wandb_id_offline(tiny_cfg):
     assert steps == sorted(set(steps)) and steps[-1] == 40  # continued, not replayed
 
 
+@pytest.mark.slow  # 6 s on 2 busy cores
 def test_packed_runs_and_failed_setups_get_a_wandb_run_each(tiny_cfg, monkeypatch):
     cfgs = [tiny_cfg(**OFFLINE, **{"train.seed": s}) for s in (0, 1)]
     recs = train_packed(cfgs)
@@ -171,3 +172,16 @@ def test_the_analysis_run_holds_summary_tables_plots_and_an_artifact(tiny_cfg, t
         ["figures/loss_vs_compute.png", "fit.json", "report.md", "runs.csv", f"runs/{rec['run_id']}.json"])
     assert any(k.startswith("loss_vs_compute") for h in analysis["history"] for k in h)  # the figure as an image
     assert analysis["config"]["inputs"] == [f"record-{rec['run_id']}:latest"]  # lineage, offline
+
+
+def test_a_wsd_branch_replays_the_shared_curve(tiny_cfg):
+    wsd = {"wandb.mode": "offline", "train.schedule": "wsd", "train.warmup": 5, "train.cooldown": 0.2,
+           "train.branch_tokens": [16 * 32 * 30, 16 * 32 * 60], "train.eval_every": 6}
+    train(tiny_cfg(**wsd, **{"data.tokens": 16 * 32 * 60}))
+    branch = train(tiny_cfg(**wsd, **{"data.tokens": 16 * 32 * 30}))
+    assert branch["branched_from_step"] == 24
+    runs = read_runs(Path(branch["config"]["results_dir"]) / "single" / "wandb")
+    (run,) = [r for r in runs if r["config"]["run_id"] == branch["run_id"]]
+    evals = [h["_step"] for h in run["history"] if "val/loss" in h]
+    assert evals == [p["step"] for p in branch["curve"]] and evals[0] == 6  # from the trunk's start, not step 24
+    assert run["summary"]["branched_from_step"] == 24

@@ -232,7 +232,7 @@ class Run:
         summary["lr"] = rec.get("lr")  # the peak: history logs the schedule's lr as train/lr
         self.tracker.summary({k: v for k, v in summary.items() if v is not None})
         if path is not None:
-            self.tracker.log_artifact(f"record-{self.rid}", "run-record", [Path(path)])
+            self.tracker.log_artifact(f"record-{self.rid}", "run-record", {Path(path): Path(path).name})
         self.tracker.finish(STATUS_EXIT.get(rec["status"], 1))
 
 
