@@ -294,9 +294,10 @@ def log_analysis(wandb_cfg: Any, root: Path, fit: dict, figures: list[Path], swe
 
 def analysis_summary(fit: dict) -> dict:
     """Summary scalars: the selected law's parameters (exponents, E, ...), the
-    compute-optimal exponent ``a`` and the extrapolation's held-out errors."""
+    compute-optimal exponent ``a`` and the extrapolation's held-out errors. A fit without
+    ``selected`` reports chinchilla's (DESIGN.md: ``laws.chinchilla`` is always present)."""
     out: dict[str, Any] = {}
-    selected = fit.get("selected")
+    selected = fit.get("selected") or ("chinchilla" if "chinchilla" in (fit.get("laws") or {}) else None)
     law = (fit.get("laws") or {}).get(selected) or {}
     if selected:
         out["selected"] = selected

@@ -60,10 +60,14 @@ def read_runs(wandb_dir: Path) -> list[dict]:
     return out
 
 
-def test_a_run_is_on_the_tokens_axis_with_detailed_curves_config_and_summary(tiny_cfg):
+def test_a_run_is_on_the_tokens_axis_with_detailed_curves_config_and_summary(tiny_cfg, tmp_path, monkeypatch):
     cfg = tiny_cfg(**OFFLINE)
     rec = train(cfg)
     assert rec["status"] == "ok"
+    with monkeypatch.context() as m:  # logging leaves the numbers alone: bitwise the run without wandb
+        m.setenv("WANDB_MODE", "disabled")
+        quiet = train(tiny_cfg(**OFFLINE, results_dir=str(tmp_path / "quiet")))
+    assert quiet["curve"] == rec["curve"] and quiet["final_val_loss"] == rec["final_val_loss"]
     (run,) = read_runs(Path(cfg.results_dir) / "single" / "wandb")
     # x-axes: tokens for train/, val/, probe/; flops_6nd defined as well; val/loss's summary is its min
     step_metric = {m.get("glob_name") or m.get("name"): m.get("step_metric") for m in run["metrics"]}

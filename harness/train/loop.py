@@ -15,8 +15,8 @@ uninterrupted run would have.
 
 On a GPU every token tensor stays on the device, the forward runs under bf16
 autocast with fused AdamW and SDPA attention. The step never waits for the device:
-losses are read back (a host sync) only every 10 steps, at evaluations and before a
-checkpoint.
+losses (and, for wandb, the gradient norms) are read back in one host sync, only every
+10 steps, at evaluations and before a checkpoint.
 
 Curve points record ``tokens`` seen, ``flops`` = 6·N·tokens (Kaplan's convention,
 non-embedding N, the same as the record's ``flops_6nd``), the mean training loss
@@ -200,7 +200,8 @@ def loop(engine: Engine, runs: list[Run], stop: dict, on_eval: OnEval | None = N
 def _log_train(r: Run, mean: float, grad_norm: float | None) -> None:
     """A wandb row of run ``r`` at a loss check (every 10 steps): the mean training loss
     over the steps since its previous row, derived from the running mean the loop has
-    read anyway, the lr the last step used and the gradient norm before clipping."""
+    read anyway, the schedule's lr of the last step (peak x schedule, before μP's per-group
+    scale) and the gradient norm before clipping (when ``train.grad_clip`` > 0)."""
     if r.tracker is None or r.tracker.run is None:
         return
     s = r.state
