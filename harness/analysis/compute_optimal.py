@@ -95,7 +95,7 @@ def summarize(law: str, form: Form, params: dict, boot: np.ndarray | None, c_ran
         (lambda PP, C: numeric_n_opt(form, PP, C, n_range))
     out = {"law": law, "method": "closed form (Hoffmann et al. 2022, eq. 4)" if closed else
            "numerical minimum of the fitted surface along C = 6 N D; a = slope of ln N_opt over the sweep's C range",
-           "a": None, "b": None, "ci95": {}, "at_compute": [],
+           "a": None, "b": None, "ci95": {}, "at_compute": [], "n_range": list(n_range),
            "reference_a": {"kaplan_2020": KAPLAN_A, "chinchilla_2022": CHINCHILLA_A}}
     n_lo, n_hi = n_at(P, c_range[0])[0], n_at(P, c_range[1])[0]
     if not (np.isfinite(n_lo) and np.isfinite(n_hi)):
