@@ -56,7 +56,7 @@ def numeric_n_opt(form: Form, P: np.ndarray, C: float, n_range: tuple[float, flo
     y0, y1, y2 = lr[rows, j - 1], lr[rows, j], lr[rows, j + 1]
     den = y0 - 2 * y1 + y2
     shift = np.where(den > 0, 0.5 * (y0 - y2) / np.where(den > 0, den, 1), 0.0)
-    out = np.exp(lnN[j] + shift * (lnN[1] - lnN[0]))
+    out = np.exp(np.where(edge, 0.0, lnN[j] + shift * (lnN[1] - lnN[0])))
     out[edge] = np.nan
     return out
 

@@ -14,8 +14,9 @@ leading axes (so a whole bootstrap sample evaluates at once). The fit predicts
 - ``product``: R = A / (N^alpha D^beta): log(L - E) is a plane in (ln N, ln D).
 - ``power``: R = A x^-alpha for one input (L(N), L(D), L(C)).
 
-Objective: the sum of squared log-loss residuals. With E fixed, least squares in log L
-weighs a run by its reducible share (L - F)/L, which is what its loss tells about R.
+Objective: the summed Huber loss (delta = 1e-3) of the log-loss residuals, as in
+Besiroglu et al. (2024, Epoch's Chinchilla replication); residuals beyond delta count
+linearly, so one bad run cannot pull the fit.
 Intervals: residual bootstrap (the centred residuals, inflated by sqrt(n / (n - p)),
 resampled onto the fitted log losses and refitted), which unlike resampling rows keeps
 every input point in every resample, so it works with 4 to 6 rows.
@@ -74,8 +75,9 @@ class Form:
         return p
 
     def loss(self, p: np.ndarray, E: np.ndarray | float, x: np.ndarray) -> np.ndarray:
-        """L at plain inputs ``x`` (n, d) from reported parameters (..., len(names)) and E."""
-        lr = self.log_r(self.theta(p), np.log(np.asarray(x, float).reshape(len(x), -1)))
+        """L (m, n) at plain inputs ``x`` (n, d) from reported parameters (m, len(names))
+        or (len(names),) and E (scalar or (m,))."""
+        lr = self.log_r(self.theta(np.atleast_2d(p)), np.log(np.asarray(x, float).reshape(len(x), -1)))
         return np.exp(np.logaddexp(np.log(np.asarray(E, float))[..., None], lr))
 
 
@@ -279,7 +281,8 @@ class Fit:
 
     @property
     def objective(self) -> float:
-        return float(np.sum(self.log_residuals ** 2))
+        """The summed Huber objective of the log residuals (what the fit minimised)."""
+        return float(_huber(self.log_residuals))
 
     def params_array(self, th: np.ndarray) -> np.ndarray:
         th = np.asarray(th, float)

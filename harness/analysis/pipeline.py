@@ -74,15 +74,16 @@ def _note(msgs: list[str], text: str, warn: bool = True) -> None:
         warnings.warn(text, AnalysisWarning, stacklevel=3)
 
 
-def _identified(table: Table, msgs: list[str]) -> bool:
-    ok = True
+def _unidentified(table: Table, msgs: list[str]) -> str | None:
+    """Why the joint laws are not identified (fewer than 3 distinct N or D), or None."""
+    why = None
     for col, what in ((table.N, "model sizes N"), (table.D, "token counts D")):
         k = int(group_values(col).max()) + 1
         if k < 3:
             _note(msgs, f"only {k} distinct {what}: the joint laws cannot separate that term from E, so their "
-                        f"parameters for it are not meaningful and they are not bootstrapped")
-            ok = False
-    return ok
+                        f"parameters for it are not meaningful; no bootstrap intervals for them")
+            why = why or f"only {k} distinct {what}, so the law is not identified"
+    return why
 
 
 def _fit(form, x, y, floor, msgs, name) -> Fit | None:
@@ -130,7 +131,13 @@ def _one_variable(table: Table, msgs: list[str]) -> tuple[dict, dict, dict]:
     return fits, points, fr
 
 
-def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: set) -> None:
+def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: dict) -> None:
+    """Residual-bootstrap every fit except those in ``skip`` (name -> why), through one
+    pool of ``n_jobs`` workers (each law has its own seeded stream, so the numbers do
+    not depend on ``n_jobs``)."""
+    for k in skip:
+        if fits.get(k) is not None:
+            fits[k].extra["bootstrap_skipped"] = skip[k]
     todo = [k for k, f in fits.items() if f is not None and k not in skip]
     if n_jobs > 1 and len(todo) > 1 and n_resamples > 0:
         from joblib import Parallel, delayed
@@ -191,13 +198,13 @@ def _analyze(table, n_resamples, seed, n_jobs):
     if F is None:
         _note(msgs, "no known floor: every law fits E freely and errors are relative to the loss, not to the "
                     "reducible loss", warn=False)
-    identified = _identified(table, msgs)
+    why = _unidentified(table, msgs)
     fits = _joint_fits(table, msgs)
     one, points, fr = _one_variable(table, msgs)
     fits.update(one)
     points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids), "x": table.X, "loss": table.loss}
                    for k in JOINT})
-    _bootstrap(fits, n_resamples, seed, n_jobs, skip=set() if identified else set(JOINT))
+    _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in JOINT} if why else {})
     laws = {k: law_json(k, fits[k], points[k], F) for k in (*JOINT, "L_N", "L_D", "L_C")}
     if F is not None:
         laws["L_C"]["fixed_floor_line"] = line_fit(fr["C"], fr["loss"], F)

@@ -102,6 +102,9 @@ def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict)
 def baseline_check(N, D, loss, floor: float | None, masks: dict) -> dict:
     out = {}
     for name, held in masks.items():
+        if (~held).sum() < MIN_TRAIN:
+            out[name] = {}
+            continue
         gap = size_gap(N, D, loss, ~held)
         out[name] = {k: errors(p, loss[held], floor, gap) for k, p in baselines(N, D, loss, held).items()}
     return out
