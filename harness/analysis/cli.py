@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flop-budget", help="CSV column with an iso-FLOP group's budget (empty when none); without it, "
                    "rows sharing a compute within 1%% (3 or more) form IsoFLOP groups")
     p.add_argument("--floor", type=float, help="the known irreducible loss F: every law fixes E = F")
+    p.add_argument("--huber-delta", type=float, metavar="DELTA", help="fit by the summed Huber loss of log "
+                   "residuals instead of least squares (Epoch's Chinchilla replication uses 1e-3)")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
                    help="drop the K highest-loss rows first (Epoch's Chinchilla replication drops 5)")
     p.add_argument("--out", help="output folder (default: RESULTS_DIR, or ./<csv stem>_fit)")
@@ -79,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--csv needs --n COL, --loss COL and one of --d COL or --c COL")
     if args.resamples < 0 or args.jobs < 1:
         p.error("--resamples must be >= 0 and --jobs >= 1")
-    kw = dict(n_resamples=args.resamples, seed=args.seed, n_jobs=args.jobs, figures=not args.no_figures)
+    if args.huber_delta is not None and not args.huber_delta > 0:
+        p.error("--huber-delta must be > 0")
+    kw = dict(n_resamples=args.resamples, seed=args.seed, n_jobs=args.jobs, figures=not args.no_figures,
+              huber_delta=args.huber_delta)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         try:

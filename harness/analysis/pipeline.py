@@ -20,7 +20,7 @@ from harness.analysis import compute_optimal as co
 from harness.analysis import selection
 from harness.analysis._threads import blas_threads
 from harness.analysis.errors import AnalysisWarning
-from harness.analysis.forms import HUBER_DELTA, JOINT, LSQ, POWER, REFINE, Fit, fit_form, residual_bootstrap
+from harness.analysis.forms import JOINT, LSQ, POWER, REFINE, Fit, fit_form, residual_bootstrap
 from harness.analysis.frontier import envelope_by, frontier_points, group_values, line_fit
 from harness.analysis.isoflop import fit_isoflop
 from harness.analysis.probes import analyze_probes
@@ -86,36 +86,36 @@ def _unidentified(table: Table, msgs: list[str]) -> str | None:
     return why
 
 
-def _fit(form, x, y, floor, msgs, name) -> Fit | None:
+def _fit(form, x, y, floor, msgs, name, delta) -> Fit | None:
     p = len(form.names) + (floor is None)
     if len(y) < p + 1:
         _note(msgs, f"{name}: only {len(y)} points, need {p + 1}; law not fitted")
         return None
-    return fit_form(form, x, y, floor)
+    return fit_form(form, x, y, floor, delta)
 
 
 def free_e_diagnostic(fit: Fit | None, floor: float) -> dict | None:
     """The same form with E free, beside a fixed-floor fit: its E and what is wrong with it."""
     if fit is None:
         return None
-    free = fit_form(fit.form, fit.x, fit.y, None)
+    free = fit_form(fit.form, fit.x, fit.y, None, fit.delta)
     E = free.params["E"]
     return {"params": free.params, "rms_log": free.rms_log, "E": E, "E_minus_floor": E - floor,
             "below_floor": bool(E < floor), "above_lowest_loss": bool(E > float(np.min(fit.y)))}
 
 
-def _joint_fits(table: Table, msgs: list[str]) -> dict[str, Fit | None]:
-    return {name: _fit(form, table.X, table.loss, table.floor, msgs, name) for name, form in JOINT.items()}
+def _joint_fits(table: Table, msgs: list[str], delta) -> dict[str, Fit | None]:
+    return {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta) for name, form in JOINT.items()}
 
 
-def _one_variable(table: Table, msgs: list[str]) -> tuple[dict, dict, dict]:
+def _one_variable(table: Table, msgs: list[str], delta) -> tuple[dict, dict, dict]:
     """L(N) and L(D) (free asymptotes: L(N) tends to L(inf, D), not to the floor) and
     L(C) on the end-of-schedule frontier."""
     fits, points = {}, {}
     for name, col, other, oname in (("L_N", table.N, table.D, "D"), ("L_D", table.D, table.N, "N")):
         idx = envelope_by(col, table.loss)
         at = float(np.median(other[idx]))
-        fit = _fit(POWER, col[idx], table.loss[idx], None, msgs, name)
+        fit = _fit(POWER, col[idx], table.loss[idx], None, msgs, name, delta)
         if fit is not None:
             fit.extra["asymptote"] = f"L_inf({oname} = {at:.3g})"
         fits[name] = fit
@@ -127,7 +127,7 @@ def _one_variable(table: Table, msgs: list[str]) -> tuple[dict, dict, dict]:
     if fr["dominant_share"] > 1 / 3:
         _note(msgs, f"L_C: one model supplies {fr['dominant_share']:.0%} of the frontier's {len(fr['C'])} points "
                     f"(more than a third), so L(C) mostly describes that model")
-    fits["L_C"] = _fit(POWER, fr["C"], fr["loss"], None, msgs, "L_C")
+    fits["L_C"] = _fit(POWER, fr["C"], fr["loss"], None, msgs, "L_C", delta)
     return fits, points, fr
 
 
@@ -181,13 +181,15 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
     return out
 
 
-def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS) -> Analysis:
-    """Fit every law to ``table`` (pure computation, no files)."""
+def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS,
+            huber_delta: float | None = None) -> Analysis:
+    """Fit every law to ``table`` (pure computation, no files); least squares in log L,
+    or Huber with ``huber_delta``."""
     with blas_threads(1):
-        return _analyze(table, n_resamples, seed, n_jobs)
+        return _analyze(table, n_resamples, seed, n_jobs, huber_delta)
 
 
-def _analyze(table, n_resamples, seed, n_jobs):
+def _analyze(table, n_resamples, seed, n_jobs, delta):
     msgs: list[str] = []
     for s in table.skipped_files:
         _note(msgs, f"skipped unreadable record {s['file']}: {s['reason']}", warn=False)  # the loader warned
@@ -199,8 +201,8 @@ def _analyze(table, n_resamples, seed, n_jobs):
         _note(msgs, "no known floor: every law fits E freely and errors are relative to the loss, not to the "
                     "reducible loss", warn=False)
     why = _unidentified(table, msgs)
-    fits = _joint_fits(table, msgs)
-    one, points, fr = _one_variable(table, msgs)
+    fits = _joint_fits(table, msgs, delta)
+    one, points, fr = _one_variable(table, msgs, delta)
     fits.update(one)
     points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids), "x": table.X, "loss": table.loss}
                    for k in JOINT})
@@ -215,7 +217,7 @@ def _analyze(table, n_resamples, seed, n_jobs):
                 _note(msgs, f"{k}: with E free the fit puts E = {diag['E']:.4g}, "
                             + ("below the floor" if diag["below_floor"] else "above the lowest observed loss")
                             + f" (floor {F:.4g}); the primary fit fixes E at the floor", warn=False)
-    selected, extra = _select(table, fits, laws, msgs)
+    selected, extra = _select(table, fits, laws, msgs, delta)
     copt = _compute_optimal(table, selected, fits, msgs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AnalysisWarning)  # re-emitted below, once, through _note
@@ -230,12 +232,12 @@ def _analyze(table, n_resamples, seed, n_jobs):
                     f"per-skill analysis", warn=False)
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
                     extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs,
-                    settings=_settings(n_resamples, seed), probes=probes, probe_data=pdata)
+                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata)
 
 
-def _select(table: Table, fits: dict, laws: dict, msgs: list[str]) -> tuple[str | None, dict | None]:
+def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tuple[str | None, dict | None]:
     forms = {k: JOINT[k] for k in JOINT if fits[k] is not None}
-    held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor)
+    held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta)
     scores = {}
     for k in forms:
         laws[k]["heldout"] = held[k]
@@ -266,18 +268,19 @@ def _compute_optimal(table: Table, selected: str | None, fits: dict, msgs: list[
     return out
 
 
-def _settings(n_resamples: int, seed: int) -> dict:
+def _settings(n_resamples: int, seed: int, delta: float | None) -> dict:
     return {
-        "objective": f"sum over points of Huber(delta={HUBER_DELTA:g}) of log L_pred - log L_obs (summed, not averaged)",
-        "huber_delta": HUBER_DELTA,
+        "objective": "sum over points of (log L_pred - log L_obs)^2" if delta is None else
+                     f"sum over points of Huber(delta={delta:g}) of log L_pred - log L_obs (summed, not averaged)",
+        "huber_delta": delta,
         "optimizer": {"method": "scipy least_squares (trust-region reflective, Huber loss)",
                       **{k: v for k, v in LSQ.items() if k in ("xtol", "ftol", "gtol", "max_nfev")}},
         "starts": f"a grid of exponents per form, coefficients by non-negative least squares; the best {REFINE} "
                   f"starts by Huber objective refined; with a free E the grid is repeated at 4 values of E",
-        "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "residual bootstrap: centred log residuals, "
-                      "inflated by sqrt(n/(n-p)), resampled with replacement onto the fitted log losses and refitted "
-                      "from the point estimate; percentile 95% intervals; laws the data cannot identify are not "
-                      "bootstrapped"},
+        "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "parametric bootstrap from the residuals: "
+                      "normal noise on the fitted log losses with a noise level drawn as sigma sqrt((n-p)/chi2(n-p)), "
+                      "sigma^2 = RSS/(n-p); refitted from the point estimate; percentile 95% intervals; laws the data "
+                      "cannot identify are not bootstrapped"},
         "selection": f"lowest mean reducible_error over the hold-outs {', '.join(selection.HOLDOUTS)}; forms within "
                      f"{selection.NEAR_TIE:.0%} of it are tied and the fewest parameters wins",
     }
@@ -324,15 +327,16 @@ def write_outputs(a: Analysis, out_dir: str | Path, figures: bool = True) -> dic
 
 
 def fit_table(table: Table, out_dir: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEED,
-              n_jobs: int = N_JOBS, figures: bool = True) -> dict:
+              n_jobs: int = N_JOBS, figures: bool = True, huber_delta: float | None = None) -> dict:
     """Analyse ``table`` and write the outputs. Returns ``{"fit", "fit_json", "report", "figures"}``."""
-    a = analyze(table, n_resamples, seed, n_jobs)
+    a = analyze(table, n_resamples, seed, n_jobs, huber_delta)
     paths = write_outputs(a, out_dir, figures)
     return {"fit": a.fit, **paths, "analysis": a}
 
 
 def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, n_resamples: int = N_RESAMPLES,
-                    seed: int = SEED, n_jobs: int = N_JOBS, figures: bool = True) -> dict:
+                    seed: int = SEED, n_jobs: int = N_JOBS, figures: bool = True,
+                    huber_delta: float | None = None) -> dict:
     """Fit a sweep's records (``results_dir/runs/*.json``) and write runs.csv, fit.json,
     figures/ and report.md into ``out_dir`` (default ``results_dir``).
 
@@ -346,6 +350,6 @@ def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, 
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     runs_csv = write_runs_csv(records, out / "runs.csv")
     table = from_records(records, problems, source=str(results_dir))
-    res = fit_table(table, out, n_resamples, seed, n_jobs, figures)
+    res = fit_table(table, out, n_resamples, seed, n_jobs, figures, huber_delta)
     res["runs_csv"] = runs_csv
     return res

@@ -80,7 +80,7 @@ def errors(pred: np.ndarray, obs: np.ndarray, floor: float | None, gap: float | 
             "gap_units": nats / gap if gap else None}
 
 
-def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict) -> dict:
+def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict, delta=None) -> dict:
     """One form's prediction of every hold-out (refitted without the held-out rows)."""
     out = {}
     X = np.column_stack([N, D])
@@ -89,7 +89,7 @@ def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict)
         if train.sum() < max(MIN_TRAIN, len(form.names) + 2):
             out[name] = {"skipped": f"only {int(train.sum())} runs left to fit"}
             continue
-        fit = fit_form(form, X[train], loss[train], floor)
+        fit = fit_form(form, X[train], loss[train], floor, delta)
         pred = fit.predict(X[held])
         row = errors(pred, loss[held], floor, size_gap(N, D, loss, train))
         row["below_floor"] = [ids[i] for i, p in zip(np.flatnonzero(held), pred) if floor is not None and p < floor]
@@ -144,9 +144,9 @@ def extrapolation(selected: str, law_heldout: dict, base: dict, floor: float | N
     return out
 
 
-def refit_all(forms: dict[str, Form], N, D, C, loss, ids, floor) -> tuple[dict, dict]:
+def refit_all(forms: dict[str, Form], N, D, C, loss, ids, floor, delta=None) -> tuple[dict, dict]:
     """Every form's held-out errors and the baselines' (the selection's inputs)."""
     masks = holdouts(N, D, C)
-    return ({k: heldout_check(f, N, D, loss, ids, floor, masks) for k, f in forms.items()},
+    return ({k: heldout_check(f, N, D, loss, ids, floor, masks, delta) for k, f in forms.items()},
             baseline_check(N, D, loss, floor, masks))
 
