@@ -41,17 +41,23 @@ def optimal_nd(C, A, B, alpha, beta):
     return G * c6 ** a, c6 ** b / G
 
 
-def numeric_n_opt(form: Form, P: np.ndarray, C: float, n_range: tuple[float, float]) -> np.ndarray:
+def numeric_n_opt(form: Form, P: np.ndarray, C: float, n_range: tuple[float, float],
+                  ln_cost=None) -> np.ndarray:
     """N_opt at compute C for reported parameters P (m, k) (E does not move it); NaN
-    where the minimum sits at the edge of ``n_range`` widened by SEARCH_DECADES."""
+    where the minimum sits at the edge of ``n_range`` widened by SEARCH_DECADES.
+
+    ``ln_cost(lnN)`` is the log of the FLOPs per training token (default 6 N, so that
+    C = 6 N D); another counting convention passes its own."""
+    ln_cost = ln_cost or (lambda ln_n: np.log(6.0) + ln_n)
     lo, hi = np.log(n_range[0]) - SEARCH_DECADES * np.log(10), np.log(n_range[1]) + SEARCH_DECADES * np.log(10)
-    hi = min(hi, np.log(C / 6.0))  # D >= 1 token
     lnN = np.linspace(lo, hi, GRID)
-    x = np.column_stack([lnN, np.log(C / 6.0) - lnN])
+    lnD = np.log(C) - ln_cost(lnN)
+    lnN, lnD = lnN[lnD >= 0], lnD[lnD >= 0]  # D >= 1 token
+    x = np.column_stack([lnN, lnD])
     lr = form.log_r(form.theta(np.atleast_2d(P)), x)  # (m, GRID)
     i = np.argmin(lr, axis=1)
-    edge = (i == 0) | (i == GRID - 1)
-    j = np.clip(i, 1, GRID - 2)
+    edge = (i == 0) | (i == len(lnN) - 1)
+    j = np.clip(i, 1, len(lnN) - 2)
     rows = np.arange(len(i))
     y0, y1, y2 = lr[rows, j - 1], lr[rows, j], lr[rows, j + 1]
     den = y0 - 2 * y1 + y2
@@ -134,3 +140,10 @@ def agreement(co: dict | None, iso: dict | None) -> dict | None:
     out = {"surface_a": co["a"], "surface_ci95": c1, "isoflop_a": iso["a"], "isoflop_ci95": c2}
     out["agree"] = None if not (c1 and c2) else bool(c1[0] <= c2[1] and c2[0] <= c1[1])
     return out
+
+
+def local_slope(form: Form, P: np.ndarray, c_range: tuple[float, float], n_range: tuple[float, float],
+                ln_cost=None) -> float | None:
+    """a = d ln N_opt / d ln C between the ends of ``c_range`` (None without an optimum)."""
+    n0, n1 = (numeric_n_opt(form, P, c, n_range, ln_cost)[0] for c in c_range)
+    return float(np.log(n1 / n0) / np.log(c_range[1] / c_range[0])) if np.isfinite(n0 * n1) else None

@@ -47,12 +47,13 @@ def _lae(a, b):
 
 @dataclass(frozen=True)
 class Form:
-    """A reducible-loss form; ``names`` are its reported parameters (E not included)."""
+    """A reducible-loss form; ``names`` are its reported parameters (E not included).
+    Subclasses give the math; instances below give the names."""
 
     name: str
     form: str  # with E, as reported
     names: tuple[str, ...]
-    n_inputs: int
+    n_inputs: int = 2
 
     def log_r(self, th: np.ndarray, lx: np.ndarray) -> np.ndarray:
         """log R for theta (..., p) at centred log inputs lx (n, d) -> (..., n)."""
@@ -98,13 +99,7 @@ def _nnls_starts(cols: list[np.ndarray], r: np.ndarray) -> np.ndarray | None:
 EXP_GRID = (0.1, 0.25, 0.5, 1.0)
 
 
-@dataclass(frozen=True)
 class Additive(Form):
-    name: str = "chinchilla"
-    form: str = "E + A/N^alpha + B/D^beta"
-    names: tuple[str, ...] = ("A", "B", "alpha", "beta")
-    n_inputs: int = 2
-
     def log_r(self, th, lx):
         return _lae(_col(th, 0) - _col(th, 2) * lx[:, 0], _col(th, 1) - _col(th, 3) * lx[:, 1])
 
@@ -126,12 +121,7 @@ class Additive(Form):
         return out
 
 
-@dataclass(frozen=True)
 class Interaction(Additive):
-    name: str = "interaction"
-    form: str = "E + [(A/N^alpha)^(1/gamma) + (B/D^beta)^(1/gamma)]^gamma"
-    names: tuple[str, ...] = ("A", "B", "alpha", "beta", "gamma")
-
     def log_r(self, th, lx):
         g = _col(th, 4)
         return g * _lae((_col(th, 0) - _col(th, 2) * lx[:, 0]) / g, (_col(th, 1) - _col(th, 3) * lx[:, 1]) / g)
@@ -155,13 +145,7 @@ class Interaction(Additive):
         return out
 
 
-@dataclass(frozen=True)
 class KaplanE(Form):
-    name: str = "kaplan"
-    form: str = "E + [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
-    names: tuple[str, ...] = ("N_c", "D_c", "alpha_N", "alpha_D")
-    n_inputs: int = 2
-
     def log_r(self, th, lx):
         aN, aD = _col(th, 2), _col(th, 3)
         return aD * _lae((aN / aD) * (_col(th, 0) - lx[:, 0]), _col(th, 1) - lx[:, 1])
@@ -184,13 +168,7 @@ class KaplanE(Form):
         return out
 
 
-@dataclass(frozen=True)
 class Product(Form):
-    name: str = "product"
-    form: str = "E + A / (N^alpha D^beta)"
-    names: tuple[str, ...] = ("A", "alpha", "beta")
-    n_inputs: int = 2
-
     def log_r(self, th, lx):
         return _col(th, 0) - _col(th, 1) * lx[:, 0] - _col(th, 2) * lx[:, 1]
 
@@ -207,13 +185,7 @@ class Product(Form):
         return [np.clip(th, [-np.inf, 0, 0], [np.inf, 5, 5])]
 
 
-@dataclass(frozen=True)
 class Power(Form):
-    name: str = "power"
-    form: str = "E + A x^-alpha"
-    names: tuple[str, ...] = ("A", "alpha")
-    n_inputs: int = 1
-
     def log_r(self, th, lx):
         return _col(th, 0) - _col(th, 1) * lx[:, 0]
 
@@ -230,9 +202,13 @@ class Power(Form):
                                                                   for al in EXP_GRID]
 
 
-CHINCHILLA, KAPLAN, INTERACTION, PRODUCT = Additive(), KaplanE(), Interaction(), Product()
+CHINCHILLA = Additive("chinchilla", "E + A/N^alpha + B/D^beta", ("A", "B", "alpha", "beta"))
+KAPLAN = KaplanE("kaplan", "E + [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", ("N_c", "D_c", "alpha_N", "alpha_D"))
+INTERACTION = Interaction("interaction", "E + [(A/N^alpha)^(1/gamma) + (B/D^beta)^(1/gamma)]^gamma",
+                          ("A", "B", "alpha", "beta", "gamma"))
+PRODUCT = Product("product", "E + A / (N^alpha D^beta)", ("A", "alpha", "beta"))
 JOINT = {f.name: f for f in (CHINCHILLA, KAPLAN, INTERACTION, PRODUCT)}
-POWER = Power()
+POWER = Power("power", "E + A x^-alpha", ("A", "alpha"), n_inputs=1)
 
 
 @dataclass

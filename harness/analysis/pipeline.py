@@ -226,12 +226,13 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
         _note(msgs, w)
     if copt is not None:
         copt["isoflop_agreement"] = co.agreement(copt, iso)
+    conv = counting_conventions(table, fits.get(selected) if selected else None, delta)
     probes, pdata = analyze_probes(table, seed=seed)
     if pdata is not None and pdata.skipped:
         _note(msgs, f"probes: {len(pdata.skipped)} runs without probes (or with other buckets) left out of the "
                     f"per-skill analysis", warn=False)
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
-                    extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs,
+                    extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
                     settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata)
 
 
@@ -268,6 +269,32 @@ def _compute_optimal(table: Table, selected: str | None, fits: dict, msgs: list[
     return out
 
 
+def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
+    """The selected law's exponents and compute-optimal a under the other conventions
+    (Porian et al. 2024, Pearce & Song 2024: at small N the convention moves a by more
+    than 0.1): N = total parameters (refitted, C = 6 N_total D), and C = the detailed
+    FLOP count with the law unchanged (FLOPs per token as a power of N, fitted to the runs)."""
+    if fit is None or table.N_total is None:
+        return None
+    form, keys = fit.form, [k for k in fit.params if k.startswith(("alpha", "beta", "gamma"))]
+    P = np.array([[fit.params[k] for k in form.names]])
+    n_range = (float(table.N.min()), float(table.N.max()))
+    base = {"N": "params_nonembedding", "C": "6 N D", **{k: fit.params[k] for k in keys},
+            "a": co.local_slope(form, P, (float(table.C.min()), float(table.C.max())), n_range)}
+    ft = fit_form(form, np.column_stack([table.N_total, table.D]), table.loss, table.floor, delta)
+    Pt = np.array([[ft.params[k] for k in form.names]])
+    Ct = 6 * table.N_total * table.D
+    total = {"N": "params_total", "C": "6 N_total D", **{k: ft.params[k] for k in keys}, "rms_log": ft.rms_log,
+             "a": co.local_slope(form, Pt, (float(Ct.min()), float(Ct.max())),
+                                 (float(table.N_total.min()), float(table.N_total.max())))}
+    k = np.polyfit(np.log(table.N), np.log(table.C_detailed / table.D), 1)
+    detailed = {"N": "params_nonembedding", "C": f"flops (detailed count; per token ~ {np.exp(k[1]):.3g} N^{k[0]:.3f})",
+                "a": co.local_slope(form, P, (float(table.C_detailed.min()), float(table.C_detailed.max())),
+                                    n_range, lambda ln_n: np.polyval(k, ln_n))}
+    return {"law": form.name, "intervals": "point estimates only", "default": base, "total_params": total,
+            "detailed_flops": detailed}
+
+
 def _settings(n_resamples: int, seed: int, delta: float | None) -> dict:
     return {
         "objective": "sum over points of (log L_pred - log L_obs)^2" if delta is None else
@@ -299,6 +326,7 @@ def to_json(a: Analysis) -> dict:
         "compute_optimal": a.compute_optimal,
         "isoflop": a.isoflop,
         "extrapolation": a.extrapolation,
+        "counting_conventions": a.conventions,
         "probes": a.probes,
         "excluded_runs": t.excluded,
         "skipped_files": t.skipped_files,

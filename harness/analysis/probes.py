@@ -1,49 +1,12 @@
 """Capabilities next to loss: per-skill probes against scale.
 
-Every run record carries per-bucket probes (:mod:`harness.probes`): for each
-frequency band of skills (zipf_facts: facts by frequency rank; text: tokens by
-frequency rank), exact-match accuracy, the mean log-probability of the right answer
-and the loss, at every evaluation. This module asks three questions of them.
-
-- How abrupt is each skill? Per bucket, accuracy against log10 N is fitted by a
-  sigmoid ``acc = lo + (hi - lo) / (1 + exp(-k (log10 N - m)))`` on one run per model
-  size, all at one D (the D most sizes share, the largest on a tie: in a grid sweep
-  the largest D). Its sharpness is the width of the rise from 10% to 90% of the way:
-  the logistic goes from 1/10 to 9/10 over 2 ln 9 units of its argument, so with k per
-  decade (x = log10 N) that is ``2 ln 9 / k`` decades of N (the same number as
-  ``2 ln 9 / (k' ln 10)`` for a steepness k' = k / ln 10 per unit of ln N), with a
-  bootstrap over the runs. A bucket never
-  or always above 50% in range has no identified rise, and a rise between two adjacent
-  sizes with no size inside it is sharper than the sweep can resolve: both are flagged.
-  The same buckets under log-probability, a continuous metric, show how much of the
-  abruptness is the metric's (Schaeffer et al. 2023, "Are emergent abilities of large
-  language models a mirage?").
-- In which order are skills learned? A bucket is learned where exact-match accuracy
-  first reaches ``LEARNED`` (50%): the compute at which any run's curve first gets
-  there (C = 6 N tokens, interpolated in log C along the upper envelope of all curve
-  points), and the size at which the fixed-D series does. Michaud et al. (2023, "The
-  quantization model of neural scaling") predict frequent skills first; the Spearman
-  rank correlation between frequency rank and learning point tests it (positive:
-  frequent first). Buckets learned before the first point or never count as earliest
-  or latest.
-- Does the smooth aggregate loss predict the next skill? In the quantization model
-  the loss still to be gained is the mass of the skills not yet learned, so the
-  aggregate loss at which a bucket is learned, L*, should fall linearly with the
-  probability mass of the buckets rarer than it (``tail = sum of rarer masses + half
-  its own``). Fitted on the smaller runs only (every run up to the largest training
-  size, every curve point): L* of each bucket they learn (where a sigmoid of accuracy
-  in -ln L crosses 50%), the line L* = a + c * tail through the two rarest of them
-  (the first buckets are learned early in training, before the loss not due to these
-  skills is, so the line through all of them, also reported, is bent by that), and
-  L(N) = E + A/N^alpha on the training sizes of the fixed-D series. The next bucket (the most frequent one
-  the largest training size has not learned) is predicted at its L* and so at
-  N = (A / (L* - E))^(1/alpha); the held-out larger sizes show where it is learned.
-  The error is reported in decades of N and in nats of aggregate loss, or why the
-  sweep cannot test it.
-
-Accuracy, log-probability and loss are the probe's per-bucket means (nats). Pure
-functions except the figures and the report section, which register with
-:mod:`harness.analysis.plots` and :mod:`harness.analysis.report`.
+Every run record carries per-bucket probes (:mod:`harness.probes`): exact-match
+accuracy, the log-probability of the right answer and the loss per frequency band of
+skills. This module asks how abrupt each skill is (a sigmoid in log10 N per bucket),
+in which order skills are learned (Spearman rank correlation with frequency), and
+whether the aggregate loss predicts the next skill (the quantization model's linear
+threshold, held-out sizes). The method, with its reasons, is in docs/analysis.md.
+Pure functions; the figures and report section live in plots.py and report.py.
 """
 from __future__ import annotations
 
@@ -385,6 +348,32 @@ def loss_threshold(agg_loss: np.ndarray, acc: np.ndarray) -> float | None:
     return None if x50 is None else float(math.exp(-x50))
 
 
+def _observed(out: dict, pdata: ProbeData, tail_runs: np.ndarray, nxt: int, L_next: float) -> None:
+    """Where the predicted bucket is learned, from the largest training size (not
+    learned there, by the choice of the bucket) through the held-out sizes; and the
+    prediction's error. Fills ``out``."""
+    x = np.log10(pdata.N[tail_runs])
+    obs = envelope_crossing(x, pdata.final["accuracy"][tail_runs, nxt])
+    if obs["bound"] == "above":
+        out["observed_N"] = None
+        out["observed"] = f"not learned by the largest size, N = {pdata.N[tail_runs[-1]]:.4g}"
+        p = out["predicted_N"]
+        out["consistent"] = p is None or p > pdata.N[tail_runs[-1]]
+    else:
+        n_obs = 10 ** obs["x"] if obs["x"] is not None else None
+        out["observed_N"] = n_obs
+        # aggregate loss where it is learned, interpolated in log N like the crossing
+        out["observed_L"] = float(np.interp(obs["x"], x, pdata.loss[tail_runs])) if obs["x"] is not None else None
+        out["observed"] = f"learned at N = {n_obs:.4g} (interpolated between sizes)"
+        if out["predicted_N"] is not None and n_obs:
+            out["error_decades"] = float(math.log10(out["predicted_N"] / n_obs))
+        pa = out["all_buckets_line"]["predicted_N"]
+        if pa is not None and n_obs:
+            out["all_buckets_line"]["error_decades"] = float(math.log10(pa / n_obs))
+        if out.get("observed_L") is not None:
+            out["error_L_star"] = L_next - out["observed_L"]
+
+
 def predict_next(pdata: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FRACTION) -> dict:
     """The held-out check described in the module docstring."""
     from harness.analysis.forms import POWER, fit_form
@@ -443,29 +432,7 @@ def predict_next(pdata: ProbeData, series: np.ndarray, fraction: float = HOLDOUT
     out["all_buckets_line"]["predicted_N"] = to_n(out["all_buckets_line"]["predicted_L_star"])
     if out["predicted_N"] is None:
         out["predicted"] = f"never at this D: the predicted threshold {L_next:.4g} is below the fitted E {E:.4g}"
-    # observed: from the largest training size (not learned there, by the choice of
-    # the bucket) through the held-out sizes
-    tail_runs = series[S - h - 1:]
-    x = np.log10(pdata.N[tail_runs])
-    obs = envelope_crossing(x, pdata.final["accuracy"][tail_runs, nxt])
-    if obs["bound"] == "above":
-        out["observed_N"] = None
-        out["observed"] = f"not learned by the largest size, N = {pdata.N[series[-1]]:.4g}"
-        p = out["predicted_N"]
-        out["consistent"] = p is None or p > pdata.N[series[-1]]
-    else:
-        n_obs = 10 ** obs["x"] if obs["x"] is not None else None
-        out["observed_N"] = n_obs
-        # aggregate loss where it is learned, interpolated in log N like the crossing
-        out["observed_L"] = float(np.interp(obs["x"], x, pdata.loss[tail_runs])) if obs["x"] is not None else None
-        out["observed"] = f"learned at N = {n_obs:.4g} (interpolated between sizes)"
-        if out["predicted_N"] is not None and n_obs:
-            out["error_decades"] = float(math.log10(out["predicted_N"] / n_obs))
-        pa = out["all_buckets_line"]["predicted_N"]
-        if pa is not None and n_obs:
-            out["all_buckets_line"]["error_decades"] = float(math.log10(pa / n_obs))
-        if out.get("observed_L") is not None:
-            out["error_L_star"] = L_next - out["observed_L"]
+    _observed(out, pdata, series[S - h - 1:], nxt, L_next)
     return out
 
 

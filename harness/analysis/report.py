@@ -214,6 +214,17 @@ def compute_optimal(a: Analysis) -> str | None:
 
 
 @section
+def counting_conventions(a: Analysis) -> str | None:
+    c = a.fit.get("counting_conventions") or {}
+    keys = [k for k in c.get("default", {}) if k not in ("N", "C")]
+    rows = [[v["N"], v["C"], *[_v(v.get(k)) for k in keys]]
+            for v in (c.get(k) for k in ("default", "total_params", "detailed_flops")) if v]
+    return None if not c else (f"## Counting conventions ({c['law']})\n\nThe same law's exponents and compute-optimal a when N counts "
+            f"every parameter (refitted) or C is the detailed FLOP count ({c['intervals']}; null: no optimum).\n\n"
+            + _table(["N", "C", *keys], rows))
+
+
+@section
 def isoflop(a: Analysis) -> str | None:
     iso = a.fit.get("isoflop")
     if not iso:
@@ -234,7 +245,7 @@ def isoflop(a: Analysis) -> str | None:
 @section
 def extrapolation(a: Analysis) -> str | None:
     e = a.fit.get("extrapolation")
-    if not e:
+    if e is None:  # no joint law could be scored
         return None
     out = ["## Extrapolation check, run by run",
            "Each hold-out is predicted by the selected law refitted without it; errors are |pred − obs| over the "
@@ -262,6 +273,30 @@ def _learned_at(value, bound, lo: str, hi: str) -> str:
     return _n(value) if value is not None else {"below": f"< {lo}", "above": f"> {hi}"}.get(bound, "–")
 
 
+def _bucket_rows(pr: dict, N: list) -> list[list]:
+    """The per-bucket sharpness table's rows."""
+    rows = []
+    for r in pr["per_bucket"]:
+        ci = r.get("ci95") or {}
+        if r["identified"]:
+            mid = f"{_n(r['midpoint_N'])} [{_n(ci.get('midpoint_N', [None])[0])}, {_n(ci.get('midpoint_N', [None, None])[1])}]"
+            sh = f"{_n(r['sharpness_decades'])} [{_n(ci.get('sharpness_decades', [None])[0])}, " \
+                 f"{_n(ci.get('sharpness_decades', [None, None])[1])}]"
+        elif r["status"] == "learned in range" and r.get("sharpness_bound") == "upper":
+            mid, sh = _n(r["midpoint_N"]), f"< {_n(r.get('sharpness_upper_decades'))} (not resolved)"
+        elif r["status"] == "learned in range":
+            mid, sh = _n(r["midpoint_N"]), f"{_n(r['sharpness_decades'])} (not resolved)"
+        else:
+            mid, sh = "–", "–"
+        st = r.get("largest_step_share")
+        step = "–" if not st else " / ".join("–" if st[m] is None else f"{st[m]:.0%}" for m in ("accuracy", "logprob"))
+        rows.append([r["bucket"], f"{r['mass']:.2%}", r["status"], mid, sh, step,
+                     _learned_at(r["learned_at_N"], r["learned_at_N_bound"], _n(N[0]), _n(N[-1])),
+                     _learned_at(r["learned_at_C"], r["learned_at_C_bound"], "first eval", "all runs"),
+                     r["why"] or "identified"])
+    return rows
+
+
 @section
 def probes(a: Analysis) -> str | None:
     """Per-skill probes (harness.analysis.probes): sharpness table, learning order,
@@ -282,25 +317,7 @@ def probes(a: Analysis) -> str | None:
     srt = pr["sigmoid"]
     out.append(f"Sigmoid per bucket: {srt['form']}, {srt['fit']}; sharpness = {srt['sharpness']}; intervals: "
                f"{srt['bootstrap_resamples']} bootstrap resamples of the runs.")
-    rows = []
-    for r in pr["per_bucket"]:
-        ci = r.get("ci95") or {}
-        if r["identified"]:
-            mid = f"{_n(r['midpoint_N'])} [{_n(ci.get('midpoint_N', [None])[0])}, {_n(ci.get('midpoint_N', [None, None])[1])}]"
-            sh = f"{_n(r['sharpness_decades'])} [{_n(ci.get('sharpness_decades', [None])[0])}, " \
-                 f"{_n(ci.get('sharpness_decades', [None, None])[1])}]"
-        elif r["status"] == "learned in range" and r.get("sharpness_bound") == "upper":
-            mid, sh = _n(r["midpoint_N"]), f"< {_n(r.get('sharpness_upper_decades'))} (not resolved)"
-        elif r["status"] == "learned in range":
-            mid, sh = _n(r["midpoint_N"]), f"{_n(r['sharpness_decades'])} (not resolved)"
-        else:
-            mid, sh = "–", "–"
-        st = r.get("largest_step_share")
-        step = "–" if not st else " / ".join("–" if st[m] is None else f"{st[m]:.0%}" for m in ("accuracy", "logprob"))
-        rows.append([r["bucket"], f"{r['mass']:.2%}", r["status"], mid, sh, step,
-                     _learned_at(r["learned_at_N"], r["learned_at_N_bound"], _n(N[0]), _n(N[-1])),
-                     _learned_at(r["learned_at_C"], r["learned_at_C_bound"], "first eval", "all runs"),
-                     r["why"] or "identified"])
+    rows = _bucket_rows(pr, N)
     out.append(_table(["bucket", "mass", "status", "midpoint N [95%]", "10→90% width, decades of N [95%]",
                        "largest step between sizes: exact match / log-prob", "learned at N",
                        "learned at C (FLOPs)", "fit"], rows))

@@ -25,6 +25,7 @@ class Analysis:
     laws_json: dict  # the fit.json "laws" block (unrounded)
     warnings: list[str]
     settings: dict
+    conventions: dict | None = None  # the selected law's exponents under other counting conventions
     probes: dict | None = None  # the per-skill probe analysis (harness.analysis.probes), None without probes
     probe_data: object = None  # its ProbeData, for the figures
     fit: dict = field(default_factory=dict)  # the fit.json content

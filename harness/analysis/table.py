@@ -44,6 +44,8 @@ class Table:
     # per row, the record's per-bucket probes (see harness.probes) or None; empty for CSV:
     # {"kind", "buckets", "mass", "final": [per bucket], "curve": [{"tokens", "val_loss", "probes"}]}
     probes: list = field(default_factory=list)
+    N_total: np.ndarray | None = None  # params_total per row (records only): another counting convention
+    C_detailed: np.ndarray | None = None  # the detailed FLOP count ``flops`` per row (records only)
     floor: float | None = None  # the known irreducible loss F the fits fix E at, or None
     floor_source: str = "unknown: no floor recorded or given"
 
@@ -104,7 +106,8 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
             excluded.append({"run_id": rec["run_id"], "status": "ok",
                              "reason": "non-positive or non-finite N, D, C or final_val_loss"})
             continue
-        rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec)))
+        rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec), _num(rec.get("params_total")),
+                     _num(rec.get("flops"))))
         tok, cl = [], []
         for p in rec.get("curve") or []:
             if not isinstance(p, dict):
@@ -123,13 +126,16 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
     if len(rows) < MIN_ROWS:
         raise TableError(f"{len(rows)} usable ok runs{' in ' + source if source else ''}; "
                          f"the fit needs at least {MIN_ROWS} ({len(excluded)} excluded, {len(skipped)} unreadable)")
-    ids, N, D, C, L, B = zip(*rows)
+    ids, N, D, C, L, B, NT, CD = zip(*rows)
+    NT, CD = np.array(NT), np.array(CD)
+    other = all(np.all(np.isfinite(v) & (v > 0)) for v in (NT, CD))
     ok = [rec for rec in records if rec.get("status") == "ok" and rec["run_id"] in set(ids)]
     floor, floor_source = known_floor(ok, sorted(floors))
     return Table(N=np.array(N), D=np.array(D), C=np.array(C), loss=np.array(L), ids=list(ids),
                  budget=np.array(B), curves=curves, entropy_floor=sorted(floors),
                  conventions=dict(RECORD_CONVENTIONS), source={"kind": "records", "n_records": len(rows) + len(excluded)},
-                 excluded=excluded, skipped_files=skipped, probes=probes, floor=floor, floor_source=floor_source)
+                 excluded=excluded, skipped_files=skipped, probes=probes, floor=floor, floor_source=floor_source,
+                 N_total=NT if other else None, C_detailed=CD if other else None)
 
 
 def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None, str]:
