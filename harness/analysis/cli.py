@@ -60,7 +60,8 @@ def _summary(res: dict) -> str:
     for h, e in (f.get("extrapolation") or {}).items():
         if e.get("reducible_error") is not None:
             b = e["baselines"]
-            lines.append(f"  held out {h}: {e['reducible_error']:.1%} of the reducible loss ({e['nats']:.4f} nats); "
+            unit = "of the reducible loss" if f["floor"]["value"] is not None else "of the loss (no known floor)"
+            lines.append(f"  held out {h}: {e['reducible_error']:.1%} {unit} ({e['nats']:.4f} nats); "
                          f"baselines {', '.join(f'{k} {v:.1%}' for k, v in b.items() if v is not None)}"
                          f"{'' if e['passes'] else '  (does not beat them)'}")
     co = f.get("compute_optimal") or {}
