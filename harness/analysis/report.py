@@ -64,7 +64,7 @@ def title(a: Analysis) -> str:
     src = f["source"]
     what = f"records ({src.get('n_records')} runs)" if src["kind"] == "records" else f"CSV `{src.get('file')}` ({src.get('n_rows')} rows)"
     out = [f"# Scaling-law fit\n\nInput: {what}; {f['n_points']} points used. Every number below is also in "
-           f"`fit.json`; intervals are 95% residual-bootstrap percentile intervals "
+           f"`fit.json`; intervals are 95% parametric-bootstrap percentile intervals "
            f"({f['settings']['bootstrap']['resamples']} resamples, seed {f['settings']['bootstrap']['seed']})."]
     sel = f.get("selected")
     if sel is None:
@@ -98,13 +98,13 @@ def _pins(a: Analysis) -> str:
     co = f.get("compute_optimal") or {}
     n = f["n_points"]
     if co.get("a") is None:
-        tail = (f"It cannot pin down a compute-optimal allocation: {co.get('reason', 'none was computed')}.")
+        tail = f"they cannot pin down a compute-optimal allocation ({co.get('reason', 'none was computed')})."
     else:
         ci = (co.get("ci95") or {}).get("a")
-        tail = (f"Its compute-optimal exponent a = {co['a']:.3f} {_ci(ci)} is a local slope over the sweep's "
-                f"compute range and is only as good as the law's form beyond it.")
-    return (f"What this sweep can and cannot pin down: {n} runs fix the shape of the loss surface inside their range "
-            f"(see the hold-out errors above); " + tail)
+        tail = (f"the compute-optimal exponent a = {co['a']:.3f} {_ci(ci)} is a local slope over the sweep's "
+                f"compute range, so beyond it the law's form, not the data, decides it.")
+    return (f"What this sweep can and cannot pin down: its {n} runs fix the loss surface inside their range, as "
+            f"the hold-out errors above show, and run-to-run noise is estimated from the residuals; " + tail)
 
 
 @section
