@@ -23,8 +23,8 @@ from harness.analysis.forms import Form
 KAPLAN_A = 0.73
 CHINCHILLA_A = 0.5
 CHINCHILLA_BUDGET = 5.76e23  # Chinchilla's own training compute, a reference point
-SEARCH_DECADES = 4.0  # sizes searched: this many decades beyond the sweep's N on each side
-GRID = 801
+SEARCH_DECADES = 8.0  # sizes searched: this many decades beyond the sweep's N on each side
+GRID = 1601
 
 
 def allocation(A, B, alpha, beta):

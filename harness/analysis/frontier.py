@@ -63,8 +63,9 @@ def envelope_by(x: np.ndarray, y: np.ndarray, rtol: float = 0.01) -> np.ndarray:
 
 def frontier_points(C: np.ndarray, loss: np.ndarray, N: np.ndarray) -> dict:
     """The end-of-schedule frontier: arrays ``C``, ``loss``, ``run`` (row index) in
-    increasing C, and ``dominant_share``, the largest share of its points from one size."""
-    idx = lower_envelope(C, loss)
+    increasing C, and ``dominant_share``, the largest share of its points from one size.
+    Computes within 1% count as one (an IsoFLOP budget's runs differ by rounding)."""
+    idx = envelope_by(C, loss)
     sizes = group_values(N)[idx]
     share = float(np.bincount(sizes).max() / len(idx)) if len(idx) else 0.0
     return {"C": np.asarray(C, float)[idx], "loss": np.asarray(loss, float)[idx], "run": idx,
