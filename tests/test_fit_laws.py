@@ -246,3 +246,11 @@ def test_best_per_value_and_envelope_by():
     assert envelope_by(N, L).tolist() == [1, 3, 5]
     L2 = np.array([3.0, 2.0, 2.4, 2.2, 2.3, 2.1])  # size 20 no better than size 10
     assert envelope_by(N, L2).tolist() == [1]
+
+
+def test_intervals_cut_by_a_search_bound_are_flagged():
+    X, y = _data(CHINCHILLA, P_ADD, sigma=0.01, nN=4, nD=4, seed=2)
+    fit = residual_bootstrap(fit_form(CHINCHILLA, X, y, 1.8), 40, seed=0)
+    assert fit.at_bound() == []
+    fit.boot[:4, 2] = 5.0  # alpha at its upper search bound in 10% of the draws
+    assert fit.at_bound() == ["alpha"]

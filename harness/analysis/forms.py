@@ -284,6 +284,17 @@ class Fit:
         p = self.params_array(self.boot)
         return p[np.all(np.isfinite(p), axis=1)]
 
+    def at_bound(self) -> list[str]:
+        """Parameters whose bootstrap draws reach a search bound in 2.5% or more of the
+        resamples: their interval is cut there, not by the data."""
+        if self.boot is None:
+            return []
+        lo, hi = _bounds(self.form, np.log(self.y), self.floor)
+        lo, hi = np.asarray(lo)[:len(self.form.names)], np.asarray(hi)[:len(self.form.names)]
+        th = self.boot[:, :len(self.form.names)] if self.floor is not None else self.boot[:, :-1]
+        hit = np.mean((np.abs(th - lo) < 1e-6) | (np.abs(th - hi) < 1e-6), axis=0) >= 0.025
+        return [k for k, h in zip(self.form.names, hit) if h]
+
     def ci95(self) -> dict[str, list[float]] | None:
         p = self.boot_params()
         if p is None or len(p) == 0:

@@ -172,6 +172,8 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
                bootstrap_resamples=0 if bp is None else len(bp), residuals=fit.log_residuals, point_ids=pts["ids"])
     if fit.floor is not None:
         out["fixed"] = {"E": fit.floor}
+    if fit.at_bound():
+        out["ci95_at_bound"] = fit.at_bound()
     for k in ("bootstrap_skipped", "asymptote"):
         if k in fit.extra:
             out[k] = fit.extra[k]

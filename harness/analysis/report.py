@@ -149,7 +149,9 @@ def laws(a: Analysis) -> str:
         out.append(_law_table(law))
         text = (f"R² (log loss) = {_v(law['r2_log'])}; RMS {_v(law['rms_log'])}; {law['starts_agreeing']} of "
                 f"{law['n_starts']} refined starts reached the same optimum"
-                + (f"; no intervals: {law['bootstrap_skipped']}." if law.get("bootstrap_skipped") else "."))
+                + (f"; no intervals: {law['bootstrap_skipped']}." if law.get("bootstrap_skipped") else ".")
+                + (f" The intervals of {', '.join(law['ci95_at_bound'])} reach the search bound: the data do not "
+                   f"bound them there." if law.get("ci95_at_bound") else ""))
         fe = law.get("free_E")
         if fe:
             flag = (" **below the floor**" if fe["below_floor"] else "") + (
