@@ -1,9 +1,12 @@
 """The committed reference results and the code cannot drift apart: refitting the
-committed run records must reproduce the committed fit.json."""
+committed run records must reproduce the committed fit.json. And the committed CPU
+sweep's selected law must describe its data: log-loss RMS at most 0.01, residuals with
+no pattern over (N, D), every hold-out predicted better than both naive baselines."""
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,20 +35,53 @@ def assert_close(a, b, path="fit"):
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-@pytest.mark.parametrize("sweep", COMMITTED)
-def test_refit_of_committed_records_reproduces_committed_fit(sweep, tmp_path):
-    folder = ROOT / "results" / sweep
-    assert (folder / "fit.json").exists(), f"results/{sweep}/fit.json is not committed"
+@pytest.fixture(scope="module", params=COMMITTED)
+def refit(request, tmp_path_factory):
+    folder = ROOT / "results" / request.param
+    assert (folder / "fit.json").exists(), f"results/{request.param}/fit.json is not committed"
     records, problems = load_records(folder)
-    assert records and not problems
-    assert all(r["status"] == "ok" for r in records)
-    refit = fit_results_dir(folder, out_dir=tmp_path, figures=False)["fit"]
+    assert records and not problems and all(r["status"] == "ok" for r in records)
+    out = tmp_path_factory.mktemp(request.param)
+    return request.param, records, fit_results_dir(folder, out_dir=out, figures=False)["fit"]
+
+
+def test_refit_of_committed_records_reproduces_committed_fit(refit):
+    sweep, _, fit = refit
+    folder = ROOT / "results" / sweep
     committed = json.loads((folder / "fit.json").read_text())
-    refit.pop("figures", None)  # the refit draws none; the committed list names the committed PNGs
+    fit = json.loads(json.dumps(fit))
+    fit.pop("figures", None)  # the refit draws none; the committed list names the committed PNGs
     figures = committed.pop("figures", [])
     assert all((folder / f).exists() for f in figures)
-    assert_close(json.loads(json.dumps(refit)), committed)
+    assert_close(fit, committed)
 
+
+def _pattern_r2(fit: dict, law: str, records: list[dict]) -> float:
+    """Share of the residuals' variance a quadratic surface in (ln N, ln D) explains."""
+    by_id = {r["run_id"]: r for r in records}
+    ids = fit["laws"][law]["point_ids"]
+    r = np.array(fit["laws"][law]["residuals"])
+    a = np.log([by_id[i]["params_nonembedding"] for i in ids])
+    b = np.log([by_id[i]["tokens"] for i in ids])
+    a, b = a - a.mean(), b - b.mean()
+    M = np.column_stack([np.ones_like(a), a, b, a * b, a * a, b * b])
+    c = np.linalg.lstsq(M, r, rcond=None)[0]
+    return 1 - float(np.sum((r - M @ c) ** 2) / np.sum((r - r.mean()) ** 2))
+
+
+def test_the_cpu_sweeps_selected_law_describes_its_data(refit):
+    sweep, records, fit = refit
+    if sweep != "cpu":
+        pytest.skip("the check is on the CPU grid sweep")
+    assert fit["floor"]["source"].startswith("held-out Bayes loss")
+    sel = fit["selected"]
+    assert fit["laws"][sel]["rms_log"] <= 0.01
+    assert _pattern_r2(fit, sel, records) < 0.3
+    assert _pattern_r2(fit, "chinchilla", records) > 0.5  # the additive form's twist, for contrast
+    for h, e in fit["extrapolation"].items():
+        assert e["law"] == sel and e["reducible_error"] is not None and not e["below_floor"], h
+        assert set(e["baselines"]) == {"best_trained", "largest_N_same_D"}
+        assert e["passes"], h
 
 def test_retraining_a_committed_cpu_run_reproduces_its_final_losses_bitwise(tmp_path):
     """The smallest committed cpu run (width 16, 245 steps, ~5 s), trained again from its
