@@ -149,11 +149,19 @@ def test_compute_optimal_matches_brute_force(alpha, beta, A, B, C):
 
 def test_compute_optimal_summary_numeric_and_none():
     P = {"A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37, "gamma": 0.5}
-    boot = np.array([[480, 2100, 0.35, 0.37, 0.5], [400, 2500, 0.33, 0.39, 0.6], [520, 1900, 0.36, 0.36, 0.45]])
-    out = co.summarize("interaction", INTERACTION, P, boot, (1e18, 1e20), (1e7, 1e10))
-    assert 0.3 < out["a"] < 0.7 and out["ci95"]["a"][0] <= out["a"] <= out["ci95"]["a"][1]
+    truth = co.summarize("interaction", INTERACTION, P, None, (1e18, 1e20), (1e7, 1e10))
+    assert 0.3 < truth["a"] < 0.7 and truth["ci95"] == {}
+    # fitted to noisy data from that law, the bootstrap interval of a contains the true a
+    X, y = _data(INTERACTION, list(P.values()), sigma=0.005, seed=0)
+    fit = residual_bootstrap(fit_form(INTERACTION, X, y, 1.8), 40, seed=0)
+    out = co.summarize("interaction", INTERACTION, fit.params, fit.boot_params(), (1e18, 1e20), (1e7, 1e10))
+    lo, hi = out["ci95"]["a"]
+    assert lo < truth["a"] < hi and hi - lo < 0.1, (lo, truth["a"], hi)
+    assert out["a"] != truth["a"]  # noisy data: the estimate is off, the interval says by how much
     row = next(r for r in out["at_compute"] if r["label"] == "sweep max")
     assert row["N_opt"] * row["D_opt"] * 6 == pytest.approx(1e20)
+    n_true = next(r for r in truth["at_compute"] if r["label"] == "sweep max")["N_opt"]
+    assert row["ci95"]["N_opt"][0] < n_true < row["ci95"]["N_opt"][1]
     ch = co.summarize("chinchilla", CHINCHILLA, P, None, (1e18, 1e20), (1e7, 1e10))
     assert ch["a"] == pytest.approx(0.37 / 0.72)
     # the product form falls forever toward larger N at fixed C when alpha > beta: no optimum
