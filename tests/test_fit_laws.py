@@ -79,6 +79,17 @@ def test_residual_bootstrap_is_deterministic_and_keeps_every_point():
     assert f.boot is None and "2 points for 2 parameters" in f.extra["bootstrap_skipped"]
 
 
+def test_residual_bootstrap_intervals_contain_the_truth():
+    """One noisy draw (1% noise, 16 rows): every parameter's interval contains its true
+    value and not the whole search range (coverage over many draws: test_fit_coverage)."""
+    X, y = _data(CHINCHILLA, P_ADD, sigma=0.01, nN=4, nD=4, seed=1)
+    fit = residual_bootstrap(fit_form(CHINCHILLA, X, y, 1.8), 100, seed=0)
+    ci = fit.ci95()
+    for k, v in zip(CHINCHILLA.names, P_ADD):
+        assert ci[k][0] < v < ci[k][1], (k, ci[k], v)
+        assert ci[k][1] / ci[k][0] < (10 if k in ("A", "B") else 2), (k, ci[k])
+
+
 # -- selection by held-out error ----------------------------------------------------------
 
 def _selection(form, p, sigma=0.005, seed=0):
