@@ -148,6 +148,7 @@ def test_tail_mass():
 
 # -- end to end ------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 8 s: three probe figures and the full report
 def test_harness_fit_with_probes_writes_figures_and_sharpness_table(tmp_path, capsys):
     folder = _sweep(tmp_path)
     out = tmp_path / "out"
