@@ -79,6 +79,17 @@ def test_residual_bootstrap_is_deterministic_and_keeps_every_point():
     assert f.boot is None and "2 points for 2 parameters" in f.extra["bootstrap_skipped"]
 
 
+def test_residual_bootstrap_intervals_contain_the_truth():
+    """One noisy draw (1% noise, 16 rows): every parameter's interval contains its true
+    value and not the whole search range (coverage over many draws: test_fit_coverage)."""
+    X, y = _data(CHINCHILLA, P_ADD, sigma=0.01, nN=4, nD=4, seed=1)
+    fit = residual_bootstrap(fit_form(CHINCHILLA, X, y, 1.8), 100, seed=0)
+    ci = fit.ci95()
+    for k, v in zip(CHINCHILLA.names, P_ADD):
+        assert ci[k][0] < v < ci[k][1], (k, ci[k], v)
+        assert ci[k][1] / ci[k][0] < (10 if k in ("A", "B") else 2), (k, ci[k])
+
+
 # -- selection by held-out error ----------------------------------------------------------
 
 def _selection(form, p, sigma=0.005, seed=0):
@@ -149,11 +160,19 @@ def test_compute_optimal_matches_brute_force(alpha, beta, A, B, C):
 
 def test_compute_optimal_summary_numeric_and_none():
     P = {"A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37, "gamma": 0.5}
-    boot = np.array([[480, 2100, 0.35, 0.37, 0.5], [400, 2500, 0.33, 0.39, 0.6], [520, 1900, 0.36, 0.36, 0.45]])
-    out = co.summarize("interaction", INTERACTION, P, boot, (1e18, 1e20), (1e7, 1e10))
-    assert 0.3 < out["a"] < 0.7 and out["ci95"]["a"][0] <= out["a"] <= out["ci95"]["a"][1]
+    truth = co.summarize("interaction", INTERACTION, P, None, (1e18, 1e20), (1e7, 1e10))
+    assert 0.3 < truth["a"] < 0.7 and truth["ci95"] == {}
+    # fitted to noisy data from that law, the bootstrap interval of a contains the true a
+    X, y = _data(INTERACTION, list(P.values()), sigma=0.005, seed=0)
+    fit = residual_bootstrap(fit_form(INTERACTION, X, y, 1.8), 40, seed=0)
+    out = co.summarize("interaction", INTERACTION, fit.params, fit.boot_params(), (1e18, 1e20), (1e7, 1e10))
+    lo, hi = out["ci95"]["a"]
+    assert lo < truth["a"] < hi and hi - lo < 0.1, (lo, truth["a"], hi)
+    assert out["a"] != truth["a"]  # noisy data: the estimate is off, the interval says by how much
     row = next(r for r in out["at_compute"] if r["label"] == "sweep max")
     assert row["N_opt"] * row["D_opt"] * 6 == pytest.approx(1e20)
+    n_true = next(r for r in truth["at_compute"] if r["label"] == "sweep max")["N_opt"]
+    assert row["ci95"]["N_opt"][0] < n_true < row["ci95"]["N_opt"][1]
     ch = co.summarize("chinchilla", CHINCHILLA, P, None, (1e18, 1e20), (1e7, 1e10))
     assert ch["a"] == pytest.approx(0.37 / 0.72)
     # the product form falls forever toward larger N at fixed C when alpha > beta: no optimum
