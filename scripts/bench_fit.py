@@ -1,9 +1,9 @@
-"""Time the Chinchilla fit and its bootstrap: 1000 points x 1000 resamples.
+"""Time the joint fits and their residual bootstrap on synthetic data.
 
-    python scripts/bench_fit.py [--points 1000] [--resamples 1000] [--jobs 2]
+    python scripts/bench_fit.py [--points 240] [--resamples 400]
 
-Target: under 60 s on 2 CPU cores. Data are drawn from Chinchilla-like parameters with
-2% multiplicative noise at log-uniform N in [1e7, 1e10] and D in [1e9, 1e12].
+Data are drawn from Chinchilla-like parameters with 2% multiplicative noise at
+log-uniform N in [1e7, 1e10] and D in [1e9, 1e12], with a known floor E = 1.8.
 """
 from __future__ import annotations
 
@@ -12,32 +12,28 @@ import time
 
 import numpy as np
 
-from harness.analysis.fit import bootstrap, fit_law
-from harness.analysis.laws import CHINCHILLA
+from harness.analysis.forms import CHINCHILLA, JOINT, fit_form, residual_bootstrap
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--points", type=int, default=1000)
-    p.add_argument("--resamples", type=int, default=1000)
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--points", type=int, default=240)
+    p.add_argument("--resamples", type=int, default=400)
     args = p.parse_args()
     rng = np.random.default_rng(0)
     n = args.points
     X = np.column_stack([np.exp(rng.uniform(np.log(1e7), np.log(1e10), n)),
                          np.exp(rng.uniform(np.log(1e9), np.log(1e12), n))])
-    th = CHINCHILLA.theta_from_params(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
-    y = CHINCHILLA.predict(th, X) * np.exp(rng.normal(0, 0.02, n))
-    t0 = time.perf_counter()
-    fit = fit_law(CHINCHILLA, X, y)
-    t1 = time.perf_counter()
-    bootstrap(fit, n_resamples=args.resamples, seed=0, n_jobs=args.jobs)
-    t2 = time.perf_counter()
-    ci = fit.ci95()
-    print(f"{n} points: fit {t1 - t0:.2f} s ({fit.starts_agreeing}/{fit.n_starts} starts agree); "
-          f"{args.resamples} bootstrap resamples on {args.jobs} workers {t2 - t1:.2f} s; total {t2 - t0:.2f} s")
-    for k, v in fit.params.items():
-        print(f"  {k:6s} {v:10.4g}  95% [{ci[k][0]:.4g}, {ci[k][1]:.4g}]")
+    y = CHINCHILLA.loss(np.array([480.0, 2100.0, 0.35, 0.37]), 1.8, X)[0] * np.exp(rng.normal(0, 0.02, n))
+    for name, form in JOINT.items():
+        for floor in (1.8, None):
+            t0 = time.perf_counter()
+            fit = fit_form(form, X, y, floor)
+            t1 = time.perf_counter()
+            residual_bootstrap(fit, args.resamples)
+            t2 = time.perf_counter()
+            print(f"{name:12s} E {'fixed' if floor else 'free '}: fit {t1 - t0:6.2f} s, "
+                  f"{args.resamples} resamples {t2 - t1:6.2f} s, RMS log {fit.rms_log:.4f}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from harness.analysis.cli import main
 from harness.analysis.compute_optimal import optimal_nd
 from harness.records import run_id, write_record
 
-FLOOR = 1.9
 TRUE = dict(E=2.0, A=60.0, B=200.0, alpha=0.35, beta=0.3)
-LAWS = ("chinchilla", "kaplan", "L_N", "L_D", "L_C")
-LAW_KEYS = {"form", "params", "ci95", "r2_log", "n_points", "objective", "starts_agreeing", "residuals"}
+FLOOR = TRUE["E"]  # the toy records' entropy_floor: the additive law's E
+LAWS = ("chinchilla", "kaplan", "interaction", "product", "L_N", "L_D", "L_C")
+LAW_KEYS = {"form", "params", "ci95", "r2_log", "rms_log", "n_points", "objective", "starts_agreeing", "residuals"}
 
 
 def _loss(N, D):
@@ -69,25 +69,37 @@ def test_harness_fit_on_a_results_dir(sweep, tmp_path, capsys):
         assert LAW_KEYS <= set(fit["laws"][name]), name
         assert fit["laws"][name]["params"] is not None, name
         assert set(fit["laws"][name]["ci95"]) == set(fit["laws"][name]["params"])
+    assert fit["floor"]["value"] == FLOOR and "entropy_floor" in fit["floor"]["source"]
     ch = fit["laws"]["chinchilla"]
-    assert ch["n_points"] == 31 and len(ch["residuals"]) == 31
+    assert ch["n_points"] == 31 and len(ch["residuals"]) == 31 and ch["fixed"] == {"E": FLOOR}
     assert ch["params"]["alpha"] == pytest.approx(TRUE["alpha"], rel=0.1)
-    assert ch["params"]["E"] == pytest.approx(TRUE["E"], rel=0.1)  # E is weakly identified at these sizes
-    assert {"a", "b", "G", "ci95"} <= set(fit["compute_optimal"])
-    assert fit["compute_optimal"]["a"] == pytest.approx(0.3 / 0.65, abs=0.05)
+    assert ch["free_E"]["E"] == pytest.approx(TRUE["E"], rel=0.1) and not ch["free_E"]["above_lowest_loss"]
+    assert fit["selected"] in ("chinchilla", "interaction")  # additive data: additive, or the form nesting it
+    co = fit["compute_optimal"]
+    assert co["law"] == fit["selected"] and {"a", "b", "ci95", "at_compute"} <= set(co)
+    assert co["a"] == pytest.approx(0.3 / 0.65, abs=0.05)
     iso = fit["isoflop"]
     assert iso is not None and len(iso["budgets"]) == 3 and iso["a"] == pytest.approx(0.3 / 0.65, abs=0.05)
+    assert co["isoflop_agreement"]["agree"] is True
     ex = fit["extrapolation"]
-    assert len(ex["held_out_runs"]) == 7 and ex["rel_error"] < 0.05  # ceil(20% of 31)
+    assert set(ex) == {"largest_N", "largest_D", "top_C"}
+    assert len(ex["top_C"]["runs"]) == 7  # ceil(20% of 31)
+    for h in ex.values():
+        assert h["law"] == fit["selected"] and h["reducible_error"] < 0.1 and h["passes"] and not h["below_floor"]
+        assert set(h["baselines"]) == {"best_trained", "largest_N_same_D"}
+    for name in ("chinchilla", "kaplan", "interaction", "product"):
+        assert set(fit["laws"][name]["heldout"]) == set(ex)
     assert fit["excluded_runs"] == [{"run_id": recs[-1]["run_id"], "status": "diverged"}]
     assert fit["skipped_files"][0]["file"] == "broken.json"
     assert fit["entropy_floor"] == FLOOR
     names = {p.name for p in (out / "figures").glob("*.png")}
-    assert {"scaling_laws.png", "loss_vs_data_by_size.png", "isoflop.png", "compute_optimal.png",
-            "residuals.png"} <= names
+    assert {"scaling_laws.png", "reducible_loss.png", "loss_vs_data_by_size.png", "residual_heatmap.png",
+            "isoflop.png", "compute_optimal.png"} <= names
     assert sorted(fit["figures"]) == sorted(f"figures/{n}" for n in names)
     report = (out / "report.md").read_text()
-    for text in ("entropy floor", "0.73", "Extrapolation", "diverged", "](figures/scaling_laws.png)", "IsoFLOP"):
+    assert report.startswith("# Scaling-law fit") and "**Selected law:" in report.split("##")[0]
+    for text in ("Floor F", "0.73", "Extrapolation", "diverged", "](figures/scaling_laws.png)", "IsoFLOP",
+                 "can and cannot pin down", "L_inf(D"):
         assert text in report, text
     runs_csv = pd.read_csv(out / "runs.csv")
     assert len(runs_csv) == 32  # every readable record, the diverged one too
@@ -132,7 +144,37 @@ def test_csv_with_tokens_column(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     fit = json.loads((tmp_path / "o" / "fit.json").read_text())
     assert fit["conventions"]["N"] == "params" and fit["laws"]["chinchilla"]["n_points"] == 12
-    assert fit["entropy_floor"] is None and fit["isoflop"] is None
+    assert fit["entropy_floor"] is None and fit["isoflop"] is None and fit["floor"]["value"] is None
+    assert "E" in fit["laws"]["chinchilla"]["params"]  # no floor: E is fitted
+    assert "obs (no known floor)" in fit["extrapolation"]["top_C"]["units"]
+
+
+def test_csv_floor_fixes_e_and_shared_budgets_give_isoflop(tmp_path, capsys):
+    """--floor F fixes E in every joint law; rows sharing a compute (within 1%, 3 or more)
+    are IsoFLOP groups without --flop-budget, as published IsoFLOP tables are."""
+    rows = []
+    for C in (3e11, 3e12, 3e13):
+        n_star = optimal_nd(C, TRUE["A"], TRUE["B"], TRUE["alpha"], TRUE["beta"])[0]
+        for n in n_star * np.geomspace(0.25, 4, 5):
+            rows.append({"N": n, "C": C * (1 + 0.002 * len(rows) % 3), "loss": _loss(n, C / (6 * n))})
+    for N in np.geomspace(1e4, 1e6, 3):
+        for D in (1e6, 4e6, 2.5e7):  # no three of these share a compute
+            rows.append({"N": N, "C": 6 * N * D, "loss": _loss(N, D)})
+    path = tmp_path / "iso.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "o"
+    rc = main(["--csv", str(path), "--n", "N", "--c", "C", "--loss", "loss", "--floor", str(TRUE["E"]),
+               "--out", str(out), "--resamples", "10", "--jobs", "1", "--no-figures"])
+    assert rc == 0, capsys.readouterr().err
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["floor"] == {"value": TRUE["E"], "source": "given: --floor"}
+    for name in ("chinchilla", "kaplan", "interaction", "product"):
+        assert fit["laws"][name]["fixed"] == {"E": TRUE["E"]} and "E" not in fit["laws"][name]["params"]
+    iso = fit["isoflop"]
+    assert iso is not None and len(iso["budgets"]) == 3 and iso["n_budgets_used"] == 3
+    assert iso["a"] == pytest.approx(0.3 / 0.65, abs=0.05)
+    rc = main(["--csv", str(path), "--n", "N", "--c", "C", "--loss", "loss", "--floor", "5", "--out", str(out)])
+    assert rc == 2 and "below every loss" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,overrides,needle", [
@@ -181,17 +223,16 @@ def test_isoflop_optimum_outside_range_is_warned_everywhere(tmp_path, capsys):
 
 
 def test_unidentified_two_variable_laws_are_not_bootstrapped(tmp_path):
-    """A width ladder (one D): the two-variable laws are fitted but not bootstrapped
-    (their refits wander along the unidentified direction for minutes), the one-variable
-    L(N) is, and fit.json and the report say so."""
+    """A width ladder (one D): the joint laws are fitted but not bootstrapped (their D
+    terms are not identified), the one-variable L(N) is, and fit.json and the report say so."""
     rng = np.random.default_rng(3)
     for N in np.geomspace(1e4, 1e6, 6):
         write_record(_record(N, 1e7, rng=rng), tmp_path)
     with pytest.warns(UserWarning, match="no bootstrap intervals"):
         res = fit_results_dir(tmp_path / "toy", tmp_path / "out", n_resamples=20, n_jobs=1, figures=False)
     laws = res["fit"]["laws"]
-    for name in ("chinchilla", "kaplan"):
+    for name in ("chinchilla", "kaplan", "interaction", "product"):
         assert laws[name]["params"] is not None and laws[name]["ci95"] is None
         assert laws[name]["bootstrap_resamples"] == 0 and "1 distinct token counts D" in laws[name]["bootstrap_skipped"]
     assert laws["L_N"]["bootstrap_resamples"] == 20 and "bootstrap_skipped" not in laws["L_N"]
-    assert "no bootstrap intervals: only 1 distinct token counts D" in res["report"].read_text()
+    assert "no intervals: only 1 distinct token counts D" in res["report"].read_text()

@@ -184,6 +184,7 @@ def test_outside_slurm_signals_and_records_are_unchanged(monkeypatch):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 @pytest.mark.usefixtures("cluster")
 def test_slurm_sweep_equals_basic_launcher_and_fits(tmp_path):
     grid = ["model.width=16,24,32"]  # 3 widths x the preset's 2 data sizes: 6 runs, enough to fit
@@ -223,6 +224,7 @@ def tokens_for(seconds: float, tmp_path: Path) -> int:
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 @pytest.mark.usefixtures("cluster")
 def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
     """timeout_min=1 and signal_delay_s=50: SLURM sends SIGUSR2 10-40 s into the job (it
@@ -247,6 +249,7 @@ def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_scontrol_requeue_preemption_resumes_to_the_same_loss(tmp_path, short_baseline):
     slurm = Sweep(tmp_path / "slurm", *SHORT, *SLURM)
     job = slurm.running_job_once_training()
@@ -262,6 +265,7 @@ def test_scontrol_requeue_preemption_resumes_to_the_same_loss(tmp_path, short_ba
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_scancel_leaves_interrupted_record_and_rerun_resumes(tmp_path, short_baseline):
     slurm = Sweep(tmp_path / "slurm", *SHORT, *SLURM)
     job = slurm.running_job_once_training()

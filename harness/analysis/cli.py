@@ -1,7 +1,7 @@
 """``harness-fit``: fit a sweep's records or any CSV table.
 
     harness-fit RESULTS_DIR [--out DIR]
-    harness-fit --csv FILE --n COL (--d COL | --c COL) --loss COL [--out DIR]
+    harness-fit --csv FILE --n COL (--d COL | --c COL) --loss COL [--floor F] [--out DIR]
 
 Writes fit.json, figures/*.png and report.md (and runs.csv for records) into ``--out``
 (default: RESULTS_DIR, or ``./<csv stem>_fit`` for a CSV). Input problems print one
@@ -20,8 +20,8 @@ from harness.analysis.table import from_csv
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness-fit", description="Fit scaling laws (Chinchilla, Kaplan, L(N), L(D), "
-                                "L(C), compute-optimal allocation, IsoFLOP) with bootstrap intervals.")
+    p = argparse.ArgumentParser(prog="harness-fit", description="Fit scaling laws (joint forms chosen by held-out "
+                                "error, L(N), L(D), L(C), compute-optimal allocation, IsoFLOP) with bootstrap intervals.")
     p.add_argument("results_dir", nargs="?", help="a sweep folder holding runs/*.json")
     p.add_argument("--csv", help="fit this CSV table instead of run records")
     p.add_argument("--n", help="CSV column with the parameter count N")
@@ -30,7 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--c", help="CSV column with training compute C; then D = C / (6 N)")
     p.add_argument("--loss", help="CSV column with the final loss")
     p.add_argument("--id", dest="id_col", help="CSV column naming each row (default: row index)")
-    p.add_argument("--flop-budget", help="CSV column with an iso-FLOP group's budget (empty when none)")
+    p.add_argument("--flop-budget", help="CSV column with an iso-FLOP group's budget (empty when none); without it, "
+                   "rows sharing a compute within 1%% (3 or more) form IsoFLOP groups")
+    p.add_argument("--floor", type=float, help="the known irreducible loss F: every law fixes E = F")
+    p.add_argument("--huber-delta", type=float, metavar="DELTA", help="fit by the summed Huber loss of log "
+                   "residuals instead of least squares (Epoch's Chinchilla replication uses 1e-3)")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
                    help="drop the K highest-loss rows first (Epoch's Chinchilla replication drops 5)")
     p.add_argument("--out", help="output folder (default: RESULTS_DIR, or ./<csv stem>_fit)")
@@ -48,18 +52,24 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def _summary(res: dict) -> str:
     f = res["fit"]
     lines = [f"wrote {res['fit_json']}, {res['report']} and {len(res['figures'])} figures"]
-    ch = f["laws"]["chinchilla"]
-    if ch.get("params"):
-        p = ch["params"]
-        lines.append("chinchilla: " + ", ".join(f"{k}={v:.4g}" for k, v in p.items())
-                     + f" (R2 log {ch['r2_log']:.4f}, {ch['starts_agreeing']}/{ch['n_starts']} starts agree)")
-    co = f.get("compute_optimal")
-    if co:
+    sel = f.get("selected")
+    if sel:
+        law = f["laws"][sel]
+        lines.append(f"selected: {sel} (L = {law['form']}), " + ", ".join(f"{k}={v:.4g}" for k, v in law["params"].items())
+                     + f"; RMS log {law['rms_log']:.4f}")
+    for h, e in (f.get("extrapolation") or {}).items():
+        if e.get("reducible_error") is not None:
+            b = e["baselines"]
+            unit = "of the reducible loss" if f["floor"]["value"] is not None else "of the loss (no known floor)"
+            lines.append(f"  held out {h}: {e['reducible_error']:.1%} {unit} ({e['nats']:.4f} nats); "
+                         f"baselines {', '.join(f'{k} {v:.1%}' for k, v in b.items() if v is not None)}"
+                         f"{'' if e['passes'] else '  (does not beat them)'}")
+    co = f.get("compute_optimal") or {}
+    if co.get("a") is not None:
         ci = (co.get("ci95") or {}).get("a")
         lines.append(f"compute-optimal a={co['a']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
-    e = f.get("extrapolation") or {}
-    if e.get("rel_error") is not None:
-        lines.append(f"extrapolation to {len(e['held_out_runs'])} held-out runs: mean rel. error {e['rel_error']:.2%}")
+    elif co.get("reason"):
+        lines.append(f"compute-optimal: none ({co['reason']})")
     return "\n".join(lines)
 
 
@@ -72,14 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--csv needs --n COL, --loss COL and one of --d COL or --c COL")
     if args.resamples < 0 or args.jobs < 1:
         p.error("--resamples must be >= 0 and --jobs >= 1")
-    kw = dict(n_resamples=args.resamples, seed=args.seed, n_jobs=args.jobs, figures=not args.no_figures)
+    if args.huber_delta is not None and not args.huber_delta > 0:
+        p.error("--huber-delta must be > 0")
+    kw = dict(n_resamples=args.resamples, seed=args.seed, n_jobs=args.jobs, figures=not args.no_figures,
+              huber_delta=args.huber_delta)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         try:
             if args.csv:
                 table = from_csv(args.csv, n=args.n, loss=args.loss, d=args.d, c=args.c,
                                  drop_highest_loss=args.drop_highest_loss, id_col=args.id_col,
-                                 budget_col=args.flop_budget)
+                                 budget_col=args.flop_budget, floor=args.floor)
                 out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.csv).stem}_fit"
                 res = fit_table(table, out, **kw)
             else:

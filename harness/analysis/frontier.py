@@ -5,13 +5,11 @@
   sizes whose best loss beats every smaller size's (the lower envelope in N).
 - L(D) likewise: for each distinct D the lowest-loss run (least limited by model
   size; in a grid sweep, the largest N), then the lower envelope in D.
-- L(C) is fitted to the compute frontier (Kaplan et al. 2020, figure 1 left): the
-  lower envelope over every point of every run's loss curve, with
-  C = 6 * N * tokens-so-far (the ``flops_6nd`` convention), so a point is on the
-  frontier when no point at less or equal compute has a lower loss. Points from the
-  first 10% of a run's tokens are left out (warmup transients, not a model's
-  trade-off), and the envelope is thinned to its lowest point per 1/10 decade of
-  compute so densely evaluated runs do not dominate the fit.
+- L(C) is fitted to the compute frontier (Kaplan et al. 2020, figure 1 left) of
+  end-of-schedule losses: each run's final loss at C = 6 N D, kept when no run of less
+  or equal compute reached a lower final loss. Mid-schedule curve points are not used:
+  under a cosine schedule a point halfway overstates the loss a run ending there
+  would reach. The frontier starts at the smallest finished run.
 
 Values closer than ``rtol`` (relative) count as one value: tokens actually seen are
 rounded to whole batches.
@@ -19,9 +17,7 @@ rounded to whole batches.
 from __future__ import annotations
 
 import numpy as np
-
-CURVE_MIN_FRACTION = 0.1
-BINS_PER_DECADE = 10
+from scipy import stats
 
 
 def group_values(x: np.ndarray, rtol: float = 0.01) -> np.ndarray:
@@ -65,34 +61,29 @@ def envelope_by(x: np.ndarray, y: np.ndarray, rtol: float = 0.01) -> np.ndarray:
     return idx[lower_envelope(np.asarray(x)[idx], np.asarray(y)[idx])]
 
 
-def thin_log(x: np.ndarray, y: np.ndarray, per_decade: int = BINS_PER_DECADE) -> np.ndarray:
-    """Indices of the lowest ``y`` in each log-spaced bin of ``x``, in increasing ``x``."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    bins = np.floor(np.log10(x) * per_decade).astype(int)
-    best = {}
-    for i in np.lexsort((np.arange(len(y)), y)):
-        best.setdefault(bins[i], i)
-    return np.array(sorted(best.values(), key=lambda i: x[i]), dtype=int)
+def frontier_points(C: np.ndarray, loss: np.ndarray, N: np.ndarray) -> dict:
+    """The end-of-schedule frontier: arrays ``C``, ``loss``, ``run`` (row index) in
+    increasing C, and ``dominant_share``, the largest share of its points from one size.
+    Computes within 1% count as one (an IsoFLOP budget's runs differ by rounding)."""
+    idx = envelope_by(C, loss)
+    sizes = group_values(N)[idx]
+    share = float(np.bincount(sizes).max() / len(idx)) if len(idx) else 0.0
+    return {"C": np.asarray(C, float)[idx], "loss": np.asarray(loss, float)[idx], "run": idx,
+            "dominant_share": share}
 
 
-def compute_frontier(curves: list[dict], min_fraction: float = CURVE_MIN_FRACTION,
-                     per_decade: int | None = BINS_PER_DECADE) -> dict[str, np.ndarray]:
-    """The compute frontier over run curves.
-
-    ``curves``: dicts with ``C`` (compute at each point), ``loss``, ``tokens`` and
-    ``D`` (the run's total tokens), as built by :mod:`harness.analysis.table`.
-    Returns arrays ``C``, ``loss``, ``run`` (index into ``curves``) of the frontier
-    points, in increasing C.
-    """
-    C, L, run = [], [], []
-    for k, cv in enumerate(curves):
-        c, loss = np.asarray(cv["C"], float), np.asarray(cv["loss"], float)
-        keep = np.isfinite(c) & np.isfinite(loss) & (c > 0) & (loss > 0)
-        if "tokens" in cv and cv.get("D"):
-            keep &= np.asarray(cv["tokens"], float) >= min_fraction * float(cv["D"])
-        C.append(c[keep]), L.append(loss[keep]), run.append(np.full(int(keep.sum()), k))
-    C, L, run = (np.concatenate(a) if a else np.zeros(0) for a in (C, L, run))
-    idx = lower_envelope(C, L)
-    if per_decade and len(idx):
-        idx = idx[thin_log(C[idx], L[idx], per_decade)]
-    return {"C": C[idx], "loss": L[idx], "run": run[idx].astype(int)}
+def line_fit(C: np.ndarray, loss: np.ndarray, floor: float) -> dict | None:
+    """log(L - F) = log A - gamma log C by least squares, with a t-based 95% interval
+    on gamma (points at or under the floor are left out)."""
+    C, loss = np.asarray(C, float), np.asarray(loss, float)
+    ok = loss > floor
+    if ok.sum() < 3:
+        return None
+    x, y = np.log(C[ok]), np.log(loss[ok] - floor)
+    r = stats.linregress(x, y)
+    t = stats.t.ppf(0.975, ok.sum() - 2)
+    resid = y - (r.intercept + r.slope * x)
+    return {"form": "log(L - F) = log A - gamma log C", "A": float(np.exp(r.intercept)), "gamma": float(-r.slope),
+            "gamma_ci95": [float(-r.slope - t * r.stderr), float(-r.slope + t * r.stderr)],
+            "rms_log_reducible": float(np.sqrt(np.mean(resid ** 2))), "n_points": int(ok.sum()),
+            "residual_sign_runs": int(1 + np.sum(np.diff(np.sign(resid)) != 0))}

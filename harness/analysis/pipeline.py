@@ -4,7 +4,7 @@
 call; :func:`fit_table` does the same for any :class:`~harness.analysis.table.Table`
 (``harness-fit --csv``). Everything is deterministic for a given input and seed:
 fit.json holds no times or absolute paths and its floats are rounded to 6
-significant digits, so refitting the same records reproduces it byte for byte.
+significant digits, so refitting the same records reproduces it.
 """
 from __future__ import annotations
 
@@ -17,33 +17,31 @@ from typing import Any
 import numpy as np
 
 from harness.analysis import compute_optimal as co
-from harness.analysis.context import Analysis
+from harness.analysis import selection
+from harness.analysis._threads import blas_threads
 from harness.analysis.errors import AnalysisWarning
-from harness.analysis.extrapolation import holdout_check
-from harness.analysis.fit import (HUBER_DELTA, IRLS_STEPS, LBFGSB_OPTIONS, N_STARTS,
-                                  FitResult, bootstrap_all, fit_law)
-from harness.analysis.frontier import (BINS_PER_DECADE, CURVE_MIN_FRACTION, compute_frontier, envelope_by,
-                                       group_values)
+from harness.analysis.forms import JOINT, LSQ, POWER, REFINE, Fit, fit_form, residual_bootstrap
+from harness.analysis.frontier import envelope_by, frontier_points, group_values, line_fit
 from harness.analysis.isoflop import fit_isoflop
-from harness.analysis.laws import CHINCHILLA, KAPLAN, L_C, L_D, L_N, LAWS, Law
 from harness.analysis.probes import analyze_probes
+from harness.analysis.result import Analysis
 from harness.analysis.table import Table, from_records
 
-N_RESAMPLES = 1000
+N_RESAMPLES = 400
 SEED = 0
 N_JOBS = 2
 SIG_DIGITS = 6
+BOOT_KEEP = 200  # bootstrap parameter draws of each joint law kept in fit.json for harness-predict
 
 INPUTS = {
-    "chinchilla": "every ok run: final loss at its (N, D)",
-    "kaplan": "every ok run: final loss at its (N, D)",
+    "joint": "every ok run: final loss at its (N, D)",
     "L_N": "for each distinct N the lowest-loss run (the least data-limited; in a grid sweep the "
            "largest D), then the lower envelope in N",
     "L_D": "for each distinct D the lowest-loss run (the least size-limited; in a grid sweep the "
            "largest N), then the lower envelope in D",
-    "L_C": f"the compute frontier: lower envelope of every run's curve points (C = 6 N tokens), points in "
-           f"the first {CURVE_MIN_FRACTION:.0%} of a run's tokens left out, lowest point per "
-           f"1/{BINS_PER_DECADE} decade of C",
+    "L_C": "the end-of-schedule compute frontier: runs' final losses, each kept when no run of less or equal "
+           "compute reached a lower loss (mid-schedule curve points are left out: they overstate what a run "
+           "ending there reaches)",
 }
 
 
@@ -76,134 +74,261 @@ def _note(msgs: list[str], text: str, warn: bool = True) -> None:
         warnings.warn(text, AnalysisWarning, stacklevel=3)
 
 
-def _fit_one(law: Law, x: np.ndarray, y: np.ndarray, msgs: list[str]) -> FitResult | None:
-    need = len(law.bounds()) + 1
-    if len(y) < need:
-        _note(msgs, f"{law.name}: only {len(y)} points, need {need}; law not fitted")
+def _unidentified(table: Table, msgs: list[str]) -> str | None:
+    """Why the joint laws are not identified (fewer than 3 distinct N or D), or None."""
+    why = None
+    for col, what in ((table.N, "model sizes N"), (table.D, "token counts D")):
+        k = int(group_values(col).max()) + 1
+        if k < 3:
+            _note(msgs, f"only {k} distinct {what}: the joint laws cannot separate that term from E, so their "
+                        f"parameters for it are not meaningful; no bootstrap intervals for them")
+            why = why or f"only {k} distinct {what}, so the law is not identified"
+    return why
+
+
+def _fit(form, x, y, floor, msgs, name, delta) -> Fit | None:
+    p = len(form.names) + (floor is None)
+    if len(y) < p + 1:
+        _note(msgs, f"{name}: only {len(y)} points, need {p + 1}; law not fitted")
         return None
-    return fit_law(law, x, y)
+    return fit_form(form, x, y, floor, delta)
 
 
-def _bootstrap(fits: dict[str, FitResult | None], unidentified: dict[str, str], n_resamples: int, seed: int,
-               n_jobs: int, msgs: list[str]) -> None:
-    """Bootstrap every fitted law through one worker pool, except laws the data cannot
-    identify: their refits wander along flat directions for thousands of iterations
-    (a one-D sweep's Kaplan fit took minutes) to give intervals that mean nothing."""
-    todo = []
-    for name, fr in fits.items():
-        if fr is None:
-            continue
-        if name in unidentified:
-            fr.extra["bootstrap_skipped"] = unidentified[name]
-            _note(msgs, f"{name}: no bootstrap intervals: {unidentified[name]}")
-        else:
-            todo.append(fr)
-    bootstrap_all(todo, n_resamples, seed, n_jobs)
-    for fr in todo:
-        bp = fr.boot_params()
-        if bp is not None and len(bp) < n_resamples:
-            _note(msgs, f"{fr.law.name}: {n_resamples - len(bp)} of {n_resamples} bootstrap refits failed")
+def free_e_diagnostic(fit: Fit | None, floor: float) -> dict | None:
+    """The same form with E free, beside a fixed-floor fit: its E and what is wrong with it."""
+    if fit is None:
+        return None
+    free = fit_form(fit.form, fit.x, fit.y, None, fit.delta)
+    E = free.params["E"]
+    return {"params": free.params, "rms_log": free.rms_log, "E": E, "E_minus_floor": E - floor,
+            "below_floor": bool(E < floor), "above_lowest_loss": bool(E > float(np.min(fit.y)))}
 
 
-def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS) -> Analysis:
-    """Fit every law to ``table`` (pure computation, no files)."""
+def _joint_fits(table: Table, msgs: list[str], delta) -> dict[str, Fit | None]:
+    return {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta) for name, form in JOINT.items()}
+
+
+def _one_variable(table: Table, msgs: list[str], delta) -> tuple[dict, dict, dict]:
+    """L(N) and L(D) (free asymptotes: L(N) tends to L(inf, D), not to the floor) and
+    L(C) on the end-of-schedule frontier."""
+    fits, points = {}, {}
+    for name, col, other, oname in (("L_N", table.N, table.D, "D"), ("L_D", table.D, table.N, "N")):
+        idx = envelope_by(col, table.loss)
+        at = float(np.median(other[idx]))
+        fit = _fit(POWER, col[idx], table.loss[idx], None, msgs, name, delta)
+        if fit is not None:
+            fit.extra["asymptote"] = f"L_inf({oname} = {at:.3g})"
+        fits[name] = fit
+        points[name] = {"description": INPUTS[name], "ids": [table.ids[i] for i in idx], "x": col[idx],
+                        "loss": table.loss[idx]}
+    fr = frontier_points(table.C, table.loss, table.N)
+    points["L_C"] = {"description": INPUTS["L_C"], "ids": [table.ids[i] for i in fr["run"]], "x": fr["C"],
+                     "loss": fr["loss"]}
+    if fr["dominant_share"] > 1 / 3:
+        _note(msgs, f"L_C: one model supplies {fr['dominant_share']:.0%} of the frontier's {len(fr['C'])} points "
+                    f"(more than a third), so L(C) mostly describes that model")
+    fits["L_C"] = _fit(POWER, fr["C"], fr["loss"], None, msgs, "L_C", delta)
+    return fits, points, fr
+
+
+def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: dict) -> None:
+    """Residual-bootstrap every fit except those in ``skip`` (name -> why), through one
+    pool of ``n_jobs`` workers (each law has its own seeded stream, so the numbers do
+    not depend on ``n_jobs``)."""
+    for k in skip:
+        if fits.get(k) is not None:
+            fits[k].extra["bootstrap_skipped"] = skip[k]
+    todo = [k for k, f in fits.items() if f is not None and k not in skip]
+    if n_jobs > 1 and len(todo) > 1 and n_resamples > 0:
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed) for k in todo)
+    else:
+        done = [_boot_one(fits[k], n_resamples, seed) for k in todo]
+    for k, (boot, extra) in zip(todo, done):
+        fits[k].boot = boot
+        fits[k].extra.update(extra)
+
+
+def _boot_one(fit: Fit, n_resamples: int, seed: int):
+    with blas_threads(1):
+        residual_bootstrap(fit, n_resamples, seed)
+    return fit.boot, {k: v for k, v in fit.extra.items() if k == "bootstrap_skipped"}
+
+
+def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict:
+    form = JOINT.get(name, POWER)
+    out = {"form": form.form if name in JOINT else {"L_N": "L_inf + A N^-alpha", "L_D": "L_inf + A D^-alpha",
+                                                    "L_C": "E + A C^-alpha"}[name],
+           "inputs": pts["description"], "n_points": len(pts["loss"])}
+    if fit is None:
+        return {**out, "params": None, "ci95": None, "skipped": "too few points"}
+    rename = (lambda k: "L_inf" if k == "E" else k) if name in ("L_N", "L_D") else (lambda k: k)
+    bp = fit.boot_params()
+    out.update(params={rename(k): v for k, v in fit.params.items()},
+               ci95={rename(k): v for k, v in (fit.ci95() or {}).items()} or None,
+               r2_log=fit.r2_log, rms_log=fit.rms_log, objective=fit.objective, n_params=fit.n_params,
+               starts_agreeing=fit.starts_agreeing, n_starts=fit.n_starts,
+               bootstrap_resamples=0 if bp is None else len(bp), residuals=fit.log_residuals, point_ids=pts["ids"])
+    if fit.floor is not None:
+        out["fixed"] = {"E": fit.floor}
+    if fit.at_bound():
+        out["ci95_at_bound"] = fit.at_bound()
+    for k in ("bootstrap_skipped", "asymptote"):
+        if k in fit.extra:
+            out[k] = fit.extra[k]
+    if name in JOINT and bp is not None and len(bp):
+        out["noise_log"] = float(np.std(fit.log_residuals) * np.sqrt(len(fit.y) / max(1, len(fit.y) - fit.n_params)))
+        out["bootstrap_params"] = bp[:BOOT_KEEP]
+    return out
+
+
+def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS,
+            huber_delta: float | None = None) -> Analysis:
+    """Fit every law to ``table`` (pure computation, no files); least squares in log L,
+    or Huber with ``huber_delta``."""
+    with blas_threads(1):
+        return _analyze(table, n_resamples, seed, n_jobs, huber_delta)
+
+
+def _analyze(table, n_resamples, seed, n_jobs, delta):
     msgs: list[str] = []
     for s in table.skipped_files:
         _note(msgs, f"skipped unreadable record {s['file']}: {s['reason']}", warn=False)  # the loader warned
     if table.excluded:
         _note(msgs, f"excluded {len(table.excluded)} runs that are not usable: "
                     + ", ".join(f"{e['run_id']} ({e.get('reason', e['status'])})" for e in table.excluded))
-    unidentified: dict[str, str] = {}
-    for col, what in ((table.N, "model sizes N"), (table.D, "token counts D")):
-        k = int(group_values(col).max()) + 1
-        if k < 3:
-            _note(msgs, f"only {k} distinct {what}: the two-variable laws cannot separate that term "
-                        f"from E, so their parameters for it are not meaningful")
-            for law in (CHINCHILLA, KAPLAN):
-                unidentified.setdefault(law.name, f"only {k} distinct {what}, so the law is not identified")
-    fits: dict[str, FitResult | None] = {}
-    points: dict[str, dict] = {}
-    X = table.X
-    for law in (CHINCHILLA, KAPLAN):
-        points[law.name] = {"description": INPUTS[law.name], "ids": list(table.ids), "x": X, "loss": table.loss}
-        fits[law.name] = _fit_one(law, X, table.loss, msgs)
-    for law, col in ((L_N, table.N), (L_D, table.D)):
-        idx = envelope_by(col, table.loss)
-        points[law.name] = {"description": INPUTS[law.name], "ids": [table.ids[i] for i in idx],
-                            "x": col[idx], "loss": table.loss[idx]}
-        fits[law.name] = _fit_one(law, col[idx], table.loss[idx], msgs)
-    frontier = compute_frontier(table.curves)
-    fids = []
-    for c, r in zip(frontier["C"], frontier["run"]):
-        cv = table.curves[r]
-        fids.append(f"{cv['id']}@{c / (6 * cv['N']):.6g}" if table.source["kind"] == "records" else cv["id"])
-    desc = INPUTS["L_C"] if table.source["kind"] == "records" else \
-        f"the compute frontier: lower envelope of the rows' (C, loss), lowest point per 1/{BINS_PER_DECADE} decade of C"
-    points["L_C"] = {"description": desc, "ids": fids, "x": frontier["C"], "loss": frontier["loss"]}
-    fits["L_C"] = _fit_one(L_C, frontier["C"], frontier["loss"], msgs)
-    _bootstrap(fits, unidentified, n_resamples, seed, n_jobs, msgs)
-
-    copt = None
-    ch = fits["chinchilla"]
-    if ch is not None:
-        copt = co.summarize(ch.params, ch.boot_params(), co.budgets(float(table.C.min()), float(table.C.max())))
+    F = table.floor
+    if F is None:
+        _note(msgs, "no known floor: every law fits E freely and errors are relative to the loss, not to the "
+                    "reducible loss", warn=False)
+    why = _unidentified(table, msgs)
+    fits = _joint_fits(table, msgs, delta)
+    one, points, fr = _one_variable(table, msgs, delta)
+    fits.update(one)
+    points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids), "x": table.X, "loss": table.loss}
+                   for k in JOINT})
+    _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in JOINT} if why else {})
+    laws = {k: law_json(k, fits[k], points[k], F) for k in (*JOINT, "L_N", "L_D", "L_C")}
+    if F is not None:
+        laws["L_C"]["fixed_floor_line"] = line_fit(fr["C"], fr["loss"], F)
+        for k in JOINT:
+            diag = free_e_diagnostic(fits[k], F)
+            laws[k]["free_E"] = diag
+            if diag and (diag["below_floor"] or diag["above_lowest_loss"]):
+                _note(msgs, f"{k}: with E free the fit puts E = {diag['E']:.4g}, "
+                            + ("below the floor" if diag["below_floor"] else "above the lowest observed loss")
+                            + f" (floor {F:.4g}); the primary fit fixes E at the floor", warn=False)
+    selected, extra = _select(table, fits, laws, msgs, delta)
+    copt = _compute_optimal(table, selected, fits, msgs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AnalysisWarning)  # re-emitted below, once, through _note
         iso = fit_isoflop(table.N, table.loss, table.budget, table.ids)
     for w in (iso or {}).get("warnings", []):
         _note(msgs, w)
-    extra = holdout_check(table.N, table.D, table.C, table.loss, table.ids)
-    if extra.get("skipped"):
-        _note(msgs, f"extrapolation check skipped: {extra['skipped']}")
-    settings = {
-        "objective": f"sum over points of Huber(delta={HUBER_DELTA:g}) of log L_pred - log L_obs (summed, not averaged)",
-        "huber_delta": HUBER_DELTA,
-        "optimizer": {"method": "L-BFGS-B", **LBFGSB_OPTIONS},
-        "starts": f"geometric grid over the exponents, coefficients by non-negative least squares "
-                  f"(variable projection) reweighted {IRLS_STEPS} times for the Huber loss (IRLS); "
-                  f"best {N_STARTS} grid local minima refined",
-        "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "rows resampled with replacement "
-                      "(as row weights), each refit from its own grid: its best grid local minima refined, "
-                      + ", ".join(f"{law.name} at most {law.boot_starts} within {law.boot_ratio:g}x of its best "
-                                  f"grid objective" for law in LAWS.values())
-                      + "; percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
-    }
+    if copt is not None:
+        copt["isoflop_agreement"] = co.agreement(copt, iso)
+    conv = counting_conventions(table, fits.get(selected) if selected else None, delta)
     probes, pdata = analyze_probes(table, seed=seed)
     if pdata is not None and pdata.skipped:
         _note(msgs, f"probes: {len(pdata.skipped)} runs without probes (or with other buckets) left out of the "
                     f"per-skill analysis", warn=False)
-    return Analysis(table=table, fits=fits, law_points=points, frontier=frontier, isoflop=iso,
-                    compute_optimal=copt, extrapolation=extra, warnings=msgs, settings=settings,
-                    probes=probes, probe_data=pdata)
+    return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
+                    extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
+                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata)
 
 
-def law_json(law: Law, fr: FitResult | None, pts: dict) -> dict:
-    out = {"form": law.form, "inputs": pts["description"], "n_points": len(pts["loss"])}
-    if fr is None:
-        out.update(params=None, ci95=None, skipped="too few points")
-        return out
-    bp = fr.boot_params()
-    out.update(params=fr.params, ci95=fr.ci95(), r2_log=fr.r2_log, objective=fr.objective,
-               starts_agreeing=fr.starts_agreeing, n_starts=fr.n_starts, optimizer=fr.message,
-               bootstrap_resamples=0 if bp is None else len(bp),
-               **({"bootstrap_skipped": fr.extra["bootstrap_skipped"]} if "bootstrap_skipped" in fr.extra else {}),
-               residuals=fr.log_residuals, point_ids=pts["ids"])
+def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tuple[str | None, dict | None]:
+    forms = {k: JOINT[k] for k in JOINT if fits[k] is not None}
+    held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta)
+    scores = {}
+    for k in forms:
+        laws[k]["heldout"] = held[k]
+        scores[k] = laws[k]["heldout_mean_reducible_error"] = selection.mean_error(held[k])
+    selected = selection.select(scores, {k: fits[k].n_params for k in forms})
+    if selected is None:
+        _note(msgs, "no joint law could be scored on the hold-outs; none selected")
+        return None, None
+    extra = selection.extrapolation(selected, held[selected], base, table.floor)
+    for h, e in extra.items():
+        if e.get("below_floor"):
+            _note(msgs, f"extrapolation {h}: {selected} predicts {len(e['below_floor'])} runs below the floor")
+        if e.get("passes") is False:
+            _note(msgs, f"extrapolation {h}: {selected} does not beat the naive baselines", warn=False)
+    return selected, extra
+
+
+def _compute_optimal(table: Table, selected: str | None, fits: dict, msgs: list[str]) -> dict | None:
+    if selected is None:
+        return None
+    f = fits[selected]
+    bp = f.boot_params()
+    k = len(f.form.names)
+    out = co.summarize(selected, f.form, f.params, None if bp is None else bp[:, -k:],
+                       (float(table.C.min()), float(table.C.max())), (float(table.N.min()), float(table.N.max())))
+    if out.get("reason"):
+        _note(msgs, out["reason"], warn=False)
     return out
+
+
+def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
+    """The selected law's exponents and compute-optimal a under the other conventions
+    (Porian et al. 2024, Pearce & Song 2024: at small N the convention moves a by more
+    than 0.1): N = total parameters (refitted, C = 6 N_total D), and C = the detailed
+    FLOP count with the law unchanged (FLOPs per token as a power of N, fitted to the runs)."""
+    if fit is None or table.N_total is None:
+        return None
+    form, keys = fit.form, [k for k in fit.params if k.startswith(("alpha", "beta", "gamma"))]
+    P = np.array([[fit.params[k] for k in form.names]])
+    n_range = (float(table.N.min()), float(table.N.max()))
+    base = {"N": "params_nonembedding", "C": "6 N D", **{k: fit.params[k] for k in keys},
+            "a": co.local_slope(form, P, (float(table.C.min()), float(table.C.max())), n_range)}
+    ft = fit_form(form, np.column_stack([table.N_total, table.D]), table.loss, table.floor, delta)
+    Pt = np.array([[ft.params[k] for k in form.names]])
+    Ct = 6 * table.N_total * table.D
+    total = {"N": "params_total", "C": "6 N_total D", **{k: ft.params[k] for k in keys}, "rms_log": ft.rms_log,
+             "a": co.local_slope(form, Pt, (float(Ct.min()), float(Ct.max())),
+                                 (float(table.N_total.min()), float(table.N_total.max())))}
+    k = np.polyfit(np.log(table.N), np.log(table.C_detailed / table.D), 1)
+    detailed = {"N": "params_nonembedding", "C": f"flops (detailed count; per token ~ {np.exp(k[1]):.3g} N^{k[0]:.3f})",
+                "a": co.local_slope(form, P, (float(table.C_detailed.min()), float(table.C_detailed.max())),
+                                    n_range, lambda ln_n: np.polyval(k, ln_n))}
+    return {"law": form.name, "intervals": "point estimates only", "default": base, "total_params": total,
+            "detailed_flops": detailed}
+
+
+def _settings(n_resamples: int, seed: int, delta: float | None) -> dict:
+    return {
+        "objective": "sum over points of (log L_pred - log L_obs)^2" if delta is None else
+                     f"sum over points of Huber(delta={delta:g}) of log L_pred - log L_obs (summed, not averaged)",
+        "huber_delta": delta,
+        "optimizer": {"method": "scipy least_squares (trust-region reflective, Huber loss)",
+                      **{k: v for k, v in LSQ.items() if k in ("xtol", "ftol", "gtol", "max_nfev")}},
+        "starts": f"a grid of exponents per form, coefficients by non-negative least squares; the best {REFINE} "
+                  f"starts by Huber objective refined; with a free E the grid is repeated at 4 values of E",
+        "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "parametric bootstrap from the residuals: "
+                      "normal noise on the fitted log losses with a noise level drawn as sigma sqrt((n-p)/chi2(n-p)), "
+                      "sigma^2 = RSS/(n-p); refitted from the point estimate; percentile 95% intervals; laws the data "
+                      "cannot identify are not bootstrapped"},
+        "selection": f"lowest mean reducible_error over the hold-outs {', '.join(selection.HOLDOUTS)}; forms within "
+                     f"{selection.NEAR_TIE:.0%} of it are tied and the fewest parameters wins",
+    }
 
 
 def to_json(a: Analysis) -> dict:
     t = a.table
-    laws = {name: law_json(law, a.fits[name], a.law_points[name])
-            for name, law in (("chinchilla", CHINCHILLA), ("kaplan", KAPLAN), ("L_N", L_N), ("L_D", L_D), ("L_C", L_C))}
     out = {
         "conventions": t.conventions,
         "source": t.source,
         "n_points": len(t),
+        "floor": {"value": t.floor, "source": t.floor_source},
         "entropy_floor": t.entropy_floor[0] if len(t.entropy_floor) == 1 else (t.entropy_floor or None),
-        "laws": laws,
+        "selected": a.selected,
+        "laws": a.laws_json,
         "compute_optimal": a.compute_optimal,
         "isoflop": a.isoflop,
         "extrapolation": a.extrapolation,
+        "counting_conventions": a.conventions,
         "probes": a.probes,
         "excluded_runs": t.excluded,
         "skipped_files": t.skipped_files,
@@ -232,15 +357,16 @@ def write_outputs(a: Analysis, out_dir: str | Path, figures: bool = True) -> dic
 
 
 def fit_table(table: Table, out_dir: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEED,
-              n_jobs: int = N_JOBS, figures: bool = True) -> dict:
+              n_jobs: int = N_JOBS, figures: bool = True, huber_delta: float | None = None) -> dict:
     """Analyse ``table`` and write the outputs. Returns ``{"fit", "fit_json", "report", "figures"}``."""
-    a = analyze(table, n_resamples, seed, n_jobs)
+    a = analyze(table, n_resamples, seed, n_jobs, huber_delta)
     paths = write_outputs(a, out_dir, figures)
     return {"fit": a.fit, **paths, "analysis": a}
 
 
 def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, n_resamples: int = N_RESAMPLES,
-                    seed: int = SEED, n_jobs: int = N_JOBS, figures: bool = True) -> dict:
+                    seed: int = SEED, n_jobs: int = N_JOBS, figures: bool = True,
+                    huber_delta: float | None = None) -> dict:
     """Fit a sweep's records (``results_dir/runs/*.json``) and write runs.csv, fit.json,
     figures/ and report.md into ``out_dir`` (default ``results_dir``).
 
@@ -254,6 +380,6 @@ def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, 
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     runs_csv = write_runs_csv(records, out / "runs.csv")
     table = from_records(records, problems, source=str(results_dir))
-    res = fit_table(table, out, n_resamples, seed, n_jobs, figures)
+    res = fit_table(table, out, n_resamples, seed, n_jobs, figures, huber_delta)
     res["runs_csv"] = runs_csv
     return res

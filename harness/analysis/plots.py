@@ -16,10 +16,9 @@ from typing import Callable
 import numpy as np
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from harness.analysis.compute_optimal import optimal_nd
-from harness.analysis.context import Analysis
+from harness.analysis.result import Analysis
 from harness.analysis.frontier import group_values
 
 FigureFn = Callable[[Analysis], "tuple[str, Figure] | None"]
@@ -43,7 +42,7 @@ def make_figures(a: Analysis, folder: Path) -> list[Path]:
             continue
         name, fig = made
         for ax in fig.axes:
-            if ax.yaxis.get_major_formatter() is _PLAIN:
+            if ax.yaxis.get_major_formatter() is _PLAIN and ax.get_yscale() == "log":
                 _loss_ticks(ax)
         path = folder / name
         fig.savefig(path, dpi=DPI, metadata={"Software": None})
@@ -59,8 +58,8 @@ def _size_colors(N: np.ndarray):
 
 
 def _floor(ax, a: Analysis) -> None:
-    for v in a.table.entropy_floor:
-        ax.axhline(v, color="0.3", ls="--", lw=1, label=f"entropy floor {v:.3f} nats")
+    if a.table.floor is not None:
+        ax.axhline(a.table.floor, color="0.3", ls="--", lw=1, label=f"floor F = {a.table.floor:.4f} nats")
 
 
 def _span(x: np.ndarray, pad: float = 1.3) -> np.ndarray:
@@ -89,6 +88,7 @@ def _loglog(ax, xlabel: str, ylabel: str = "loss (nats/token)") -> None:
     ax.set_yscale("log")
     if ylabel.startswith("loss"):  # ticks placed by _loss_ticks once the data are drawn
         ax.yaxis.set_major_formatter(_PLAIN)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges ("3x10^4x10^5")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.2)
@@ -96,74 +96,168 @@ def _loglog(ax, xlabel: str, ylabel: str = "loss (nats/token)") -> None:
 
 # -- figures -------------------------------------------------------------------------
 
+def _selected(a: Analysis):
+    return a.selected, (a.fits.get(a.selected) if a.selected else None)
+
+
+def _law_label(name: str, f) -> str:
+    return f"{name}: " + _fmt(f.params, tuple(f.params))
+
+
 @figure
 def scaling_laws(a: Analysis):
     """Kaplan et al. (2020) figure 1: loss against compute (every run's curve and the
-    frontier), against data and against parameters, each with its fitted law."""
+    end-of-schedule frontier), against data and against parameters, each with its
+    one-variable law."""
     t = a.table
-    fig = Figure(figsize=(16, 4.8), layout="constrained")
+    fig = Figure(figsize=(17, 4.8), layout="constrained")
     axs = fig.subplots(1, 3)
     norm, sm = _size_colors(t.N)
     ax = axs[0]
     for cv in t.curves:
-        style = dict(lw=0.9, alpha=0.75, color=sm.to_rgba(cv["N"]))
-        if len(cv["C"]) > 1:
-            ax.plot(cv["C"], cv["loss"], **style)
-        else:
-            ax.plot(cv["C"], cv["loss"], "o", ms=3, **style)
+        ax.plot(cv["C"], cv["loss"], "-" if len(cv["C"]) > 1 else "o", lw=0.9, ms=3, alpha=0.6,
+                color=sm.to_rgba(cv["N"]))
     fr = a.frontier
-    ax.plot(fr["C"], fr["loss"], "o", mfc="none", mec="k", ms=5, label="frontier (fitted)")
-    f = a.fits.get("L_C")
-    if f is not None:
+    ax.plot(fr["C"], fr["loss"], "o", mfc="none", mec="k", ms=6, label="end-of-schedule frontier (fitted)")
+    line = a.laws_json["L_C"].get("fixed_floor_line")
+    if line and t.floor is not None:
         c = _span(fr["C"])
-        ax.plot(c, f.predict(c), "r-", lw=1.6, label="L(C): " + _fmt(f.params, f.law.names))
+        ax.plot(c, t.floor + line["A"] * c ** -line["gamma"], "r-", lw=1.6,
+                label=f"L(C) = F + A C^-gamma, gamma={line['gamma']:.3g}")
+    elif a.fits.get("L_C") is not None:
+        c = _span(fr["C"])
+        ax.plot(c, a.fits["L_C"].predict(c), "r-", lw=1.6, label=_law_label("L(C)", a.fits["L_C"]))
     _floor(ax, a)
     _loglog(ax, "compute C = 6 N D (FLOPs)")
-    ax.set_title("loss vs compute")
+    ax.set_title("loss vs compute (curves: every evaluation)")
     ax.legend(fontsize=7)
     fig.colorbar(sm, ax=ax, label="N (non-embedding params)")
     for ax, name, x, xlabel in ((axs[1], "L_D", t.D, "tokens D"), (axs[2], "L_N", t.N, "parameters N (non-embedding)")):
         pts = a.law_points[name]
-        ax.plot(x, t.loss, ".", color="0.75", ms=5, label="all runs (final)")
+        ax.plot(x, t.loss, ".", color="0.7", ms=5, label="all runs (final)")
         ax.plot(pts["x"], pts["loss"], "o", color="C0", ms=5, label="points fitted")
         f = a.fits.get(name)
         if f is not None:
             xs = _span(x)
-            ax.plot(xs, f.predict(xs), "r-", lw=1.6, label=f"{f.law.form}: " + _fmt(f.params, f.law.names))
+            p = a.laws_json[name]["params"]
+            ax.plot(xs, f.predict(xs), "r-", lw=1.6, label=f"{f.extra.get('asymptote', 'L_inf')} = "
+                    f"{p['L_inf']:.4g}, A={p['A']:.3g}, alpha={p['alpha']:.3g}")
         _floor(ax, a)
         _loglog(ax, xlabel)
-        ax.set_title(f"loss vs {'data' if name == 'L_D' else 'parameters'}")
+        ax.set_title(f"loss vs {'data' if name == 'L_D' else 'parameters'} (asymptote: the other input fixed)")
         ax.legend(fontsize=7)
     return "scaling_laws.png", fig
 
 
 @figure
-def loss_vs_data_by_size(a: Analysis):
-    """L(N, D): final loss against D for each model size, with the Chinchilla fit."""
+def reducible_loss(a: Analysis):
+    """Kaplan-style panels of the reducible loss L - F on log-log axes, where a power law
+    is a straight line: against C (frontier), D (one line per size) and N (one per D),
+    with the selected law."""
     t = a.table
-    f = a.fits.get("chinchilla")
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    name, f = _selected(a)
+    if t.floor is None or f is None:
+        return None
+    F = t.floor
+    fig = Figure(figsize=(17, 4.8), layout="constrained")
+    axs = fig.subplots(1, 3)
+    norm, sm = _size_colors(t.N)
+    fr = a.frontier
+    ax = axs[0]
+    ax.plot(t.C, t.loss - F, ".", color="0.7", ms=5, label="all runs (final)")
+    ax.plot(fr["C"], fr["loss"] - F, "ko", mfc="none", ms=6, label="end-of-schedule frontier")
+    line = a.laws_json["L_C"].get("fixed_floor_line")
+    if line:
+        c = _span(fr["C"])
+        ax.plot(c, line["A"] * c ** -line["gamma"], "r-", lw=1.4,
+                label=f"A C^-gamma, gamma = {line['gamma']:.3f} {_ci_txt(line['gamma_ci95'])}")
+    _loglog(ax, "compute C = 6 N D (FLOPs)", "reducible loss L - F (nats/token)")
+    ax.legend(fontsize=7)
+    ax.set_title("reducible loss vs compute")
+    nl, dl = group_values(t.N), group_values(t.D)
+    for ax, lab, other, xcol, xlabel, cmap_by in ((axs[1], nl, t.N, t.D, "tokens D", "N"),
+                                                    (axs[2], dl, t.D, t.N, "parameters N (non-embedding)", "D")):
+        dn, dsm = _size_colors(other)
+        for g in np.unique(lab):
+            idx = np.flatnonzero(lab == g)
+            idx = idx[np.argsort(xcol[idx])]
+            col = dsm.to_rgba(float(np.median(other[idx])))
+            ax.plot(xcol[idx], t.loss[idx] - F, "o", color=col, ms=4)
+            xs = _span(xcol[idx], 1.1)
+            X = np.column_stack([np.full_like(xs, np.median(other[idx])), xs]) if cmap_by == "N" else \
+                np.column_stack([xs, np.full_like(xs, np.median(other[idx]))])
+            ax.plot(xs, f.predict(X) - F, "-", color=col, lw=1)
+        ax.plot([], [], "k-", lw=1, label=f"selected law ({name}), one line per {cmap_by}")
+        _loglog(ax, xlabel, "reducible loss L - F (nats/token)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"reducible loss vs {'data' if cmap_by == 'N' else 'parameters'}, by {cmap_by}")
+        fig.colorbar(dsm, ax=ax, label=cmap_by)
+    return "reducible_loss.png", fig
+
+
+def _ci_txt(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+@figure
+def loss_vs_data_by_size(a: Analysis):
+    """L(N, D): final loss against D for each model size, with the selected law (solid)
+    and Chinchilla's additive form (dashed)."""
+    t = a.table
+    name, f = _selected(a)
+    ch = a.fits.get("chinchilla")
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
     norm, sm = _size_colors(t.N)
     labels = group_values(t.N, rtol=0.01)
     sizes = np.array([float(np.median(t.N[labels == g])) for g in range(labels.max() + 1)])
     ax.scatter(t.D, t.loss, c=t.N, cmap="viridis", norm=norm, s=16)
-    # One fitted line per model size while that stays readable, else at 8 sizes
-    # spread evenly in log N (the legend says which).
     lines = sizes if len(sizes) <= 12 else np.unique(sizes[np.abs(np.log(sizes)[:, None] - np.linspace(
         np.log(sizes.min()), np.log(sizes.max()), 8)[None, :]).argmin(axis=0)])
     ds = _span(t.D)
-    if f is not None:
+    for fit, ls, lab in ((f, "-", f"selected: {name}"), (ch if name != "chinchilla" else None, "--", "chinchilla")):
+        if fit is None:
+            continue
         for n in lines:
-            ax.plot(ds, f.predict(np.column_stack([np.full_like(ds, n), ds])), "-", color=sm.to_rgba(n), lw=1)
-        which = "every size" if len(lines) == len(sizes) else f"{len(lines)} of {len(sizes)} sizes"
-        ax.plot([], [], "k-", lw=1, label=f"Chinchilla fit ({which}): " + _fmt(f.params, f.law.names))
+            ax.plot(ds, fit.predict(np.column_stack([np.full_like(ds, n), ds])), ls, color=sm.to_rgba(n), lw=1)
+        ax.plot([], [], "k" + ls, lw=1, label=f"{lab} (RMS log {fit.rms_log:.4f})")
     _floor(ax, a)
     _loglog(ax, "tokens D")
     ax.set_title("L(N, D): final loss by model size")
     ax.legend(fontsize=7)
     fig.colorbar(sm, ax=ax, label="N (non-embedding params)")
     return "loss_vs_data_by_size.png", fig
+
+
+@figure
+def residual_heatmap(a: Analysis):
+    """log(pred) - log(obs) over the (N, D) grid for the selected law and Chinchilla:
+    a missing N x D interaction shows as a twist (opposite signs at opposite corners)."""
+    t = a.table
+    name, f = _selected(a)
+    fits = [(name, f)] + ([("chinchilla", a.fits.get("chinchilla"))] if name != "chinchilla" else [])
+    fits = [(k, v) for k, v in fits if v is not None]
+    if not fits:
+        return None
+    nl, dl = group_values(t.N), group_values(t.D)
+    Ns = [float(np.median(t.N[nl == g])) for g in range(nl.max() + 1)]
+    Ds = [float(np.median(t.D[dl == g])) for g in range(dl.max() + 1)]
+    fig = Figure(figsize=(6 * len(fits) + 1, 4.8), layout="constrained")
+    axs = np.atleast_1d(fig.subplots(1, len(fits)))
+    vmax = max(float(np.max(np.abs(v.log_residuals))) for _, v in fits)
+    for ax, (k, v) in zip(axs, fits):
+        M = np.full((len(Ns), len(Ds)), np.nan)
+        M[nl, dl] = v.log_residuals
+        im = ax.imshow(M.T, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+        for i, j in zip(nl, dl):
+            ax.text(i, j, f"{M[i, j]:+.3f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(Ns)), [f"{n:.2g}" for n in Ns], fontsize=8)
+        ax.set_yticks(range(len(Ds)), [f"{d:.2g}" for d in Ds], fontsize=8)
+        ax.set_xlabel("parameters N (non-embedding)")
+        ax.set_ylabel("tokens D")
+        ax.set_title(f"{k}{' (selected)' if k == name else ''}: log residuals, RMS {v.rms_log:.4f}")
+    fig.colorbar(im, ax=axs[-1], label="log(predicted) - log(observed)")
+    return "residual_heatmap.png", fig
 
 
 @figure
@@ -203,11 +297,11 @@ def isoflop_profiles(a: Analysis):
     cs = _span(np.array(Cs), pad=3)
     if iso["a"] is not None:
         ax2.plot(cs, iso["k"] * cs ** iso["a"], "r-", label=f"IsoFLOP: N_opt ~ C^{iso['a']:.3f}")
-    f = a.fits.get("chinchilla")
-    if f is not None:
-        p = f.params
-        ax2.plot(cs, optimal_nd(cs, p["A"], p["B"], p["alpha"], p["beta"])[0], "b--",
-                 label=f"Chinchilla fit: N_opt ~ C^{p['beta'] / (p['alpha'] + p['beta']):.3f}")
+    copt = a.compute_optimal
+    if copt and copt.get("a") is not None:
+        rows = copt["at_compute"]
+        ax2.plot([r["C"] for r in rows[:2]], [r["N_opt"] for r in rows[:2]], "b--",
+                 label=f"{copt['law']} surface: a = {copt['a']:.3f}")
     _loglog(ax2, "compute C = 6 N D (FLOPs)", "N_opt")
     ax2.set_title("compute-optimal model size")
     ax2.legend(fontsize=7)
@@ -216,56 +310,28 @@ def isoflop_profiles(a: Analysis):
 
 @figure
 def compute_optimal(a: Analysis):
-    """N_opt(C) and D_opt(C) from the Chinchilla fit with bootstrap 95% bands."""
-    f = a.fits.get("chinchilla")
-    if f is None:
+    """N_opt(C) and D_opt(C) on the selected surface with bootstrap 95% bands."""
+    copt = a.compute_optimal
+    if not copt or copt.get("a") is None:
         return None
     t = a.table
-    cs = np.geomspace(float(t.C.min()) / 10, float(t.C.max()) * 100, 100)
-    p = f.params
-    n, d = optimal_nd(cs, p["A"], p["B"], p["alpha"], p["beta"])
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    rows = copt["at_compute"]
+    C = np.array([r["C"] for r in rows])
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
-    bp = f.boot_params()
-    if bp is not None and len(bp):
-        bn, bd = optimal_nd(cs[None, :], bp[:, 1:2], bp[:, 2:3], bp[:, 3:4], bp[:, 4:5])
-        for arr, col in ((bn, "C0"), (bd, "C1")):
-            lo, hi = np.nanpercentile(arr, [2.5, 97.5], axis=0)
-            ax.fill_between(cs, lo, hi, color=col, alpha=0.2, lw=0)
-    a_, b_ = p["beta"] / (p["alpha"] + p["beta"]), p["alpha"] / (p["alpha"] + p["beta"])
-    ax.plot(cs, n, "C0-", label=f"N_opt ~ C^{a_:.3f} (band: bootstrap 95%)")
-    ax.plot(cs, d, "C1-", label=f"D_opt ~ C^{b_:.3f}")
+    for key, col in (("N_opt", "C0"), ("D_opt", "C1")):
+        v = np.array([r[key] for r in rows])
+        ax.plot(C, v, col + "o-", label=f"{key} ({copt['law']})")
+        ci = [r["ci95"].get(key) for r in rows]
+        if all(ci):
+            ax.fill_between(C, [c[0] for c in ci], [c[1] for c in ci], color=col, alpha=0.2, lw=0)
     ax.plot(t.C, t.N, "C0.", alpha=0.5, label="runs: N")
     ax.plot(t.C, t.D, "C1.", alpha=0.5, label="runs: D")
     ax.axvspan(float(t.C.min()), float(t.C.max()), color="0.9", zorder=0, label="sweep's compute range")
     _loglog(ax, "compute C = 6 N D (FLOPs)", "N (params) or D (tokens)")
-    ax.set_title("compute-optimal allocation (Chinchilla fit)")
+    ax.set_title(f"compute-optimal allocation ({copt['law']}): a = {copt['a']:.3f} {_ci_txt(copt['ci95'].get('a'))}")
     ax.legend(fontsize=7)
     return "compute_optimal.png", fig
-
-
-@figure
-def residuals(a: Analysis):
-    """log(pred) - log(obs) of the two-variable laws against compute, coloured by N."""
-    t = a.table
-    fits = [(k, a.fits.get(k)) for k in ("chinchilla", "kaplan")]
-    fits = [(k, f) for k, f in fits if f is not None]
-    if not fits:
-        return None
-    fig = Figure(figsize=(6.5 * len(fits), 4.5), layout="constrained")
-    axs = np.atleast_1d(fig.subplots(1, len(fits)))
-    norm, sm = _size_colors(t.N)
-    for ax, (k, f) in zip(axs, fits):
-        r = f.log_residuals
-        ax.scatter(t.C, r, c=t.N, cmap="viridis", norm=norm, s=12)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("compute C = 6 N D (FLOPs)")
-        ax.set_ylabel("log(predicted) - log(observed)")
-        ax.set_title(f"{k} residuals (R^2 log = {f.r2_log:.4f}, RMS = {np.sqrt(np.mean(r ** 2)):.3g})")
-        ax.grid(True, alpha=0.2)
-    fig.colorbar(sm, ax=axs[-1], label="N (non-embedding params)")
-    return "residuals.png", fig
 
 
 # -- per-skill probes (harness.analysis.probes) ---------------------------------------
@@ -288,23 +354,23 @@ def probes_vs_size(a: Analysis):
     """Per-bucket exact match, answer log-probability and loss against N (one run per
     size at one D) next to the aggregate loss: the same skills under a discontinuous
     and a continuous metric (Schaeffer et al. 2023), with the fitted sigmoids."""
-    pr, pd = a.probes, a.probe_data
+    pr, pdata = a.probes, a.probe_data
     if not pr:
         return None
     from harness.analysis.probes import sigmoid
 
-    ser = np.array([pd.ids.index(i) for i in pr["series"]["runs"]])
+    ser = np.array([pdata.ids.index(i) for i in pr["series"]["runs"]])
     if len(ser) < 2:  # e.g. an IsoFLOP sweep: no two sizes share a D
         return None
-    N = pd.N[ser]
-    cols = _bucket_colors(len(pd.buckets))
+    N = pdata.N[ser]
+    cols = _bucket_colors(len(pdata.buckets))
     fig = Figure(figsize=(19, 5), layout="constrained")
     axs = fig.subplots(1, 3)
     xs = _span(N)
     handles = []
     for ax, (metric, ylabel, yscale) in zip(axs, _PROBE_PANELS):
-        for b in range(len(pd.buckets)):
-            ln, = ax.plot(N, pd.final[metric][ser, b], "o-", color=cols[b], ms=4, lw=1, label=_bucket_label(pr, b))
+        for b in range(len(pdata.buckets)):
+            ln, = ax.plot(N, pdata.final[metric][ser, b], "o-", color=cols[b], ms=4, lw=1, label=_bucket_label(pr, b))
             if metric == "accuracy":
                 handles.append(ln)
             if metric == "accuracy":
@@ -320,7 +386,7 @@ def probes_vs_size(a: Analysis):
         ax.grid(True, which="both", alpha=0.2)
     axs[0].axhline(pr["learned_threshold"], color="0.4", ls="--", lw=0.8)
     handles += axs[0].plot([], [], "k-", lw=1.6, label="sigmoid fit (dotted: rise not resolved)")
-    axs[2].plot(N, pd.loss[ser], "ks-", lw=2.2, ms=5, label="aggregate validation loss")
+    axs[2].plot(N, pdata.loss[ser], "ks-", lw=2.2, ms=5, label="aggregate validation loss")
     axs[2].yaxis.set_major_formatter(_PLAIN)
     axs[0].set_title(f"exact match, one run per size at D = {pr['series']['D']:.3g} tokens")
     axs[1].set_title("log-probability of the same answers")
@@ -335,17 +401,17 @@ def probes_vs_compute(a: Analysis):
     """The same metrics against compute C = 6 N tokens over every run's curve: faint
     points, and per bucket the best any run has reached by that compute (for the loss,
     the compute frontier of the aggregate loss in black)."""
-    pr, pd = a.probes, a.probe_data
-    if not pr or len(pd.point_C) == 0:
+    pr, pdata = a.probes, a.probe_data
+    if not pr or len(pdata.point_C) == 0:
         return None
-    cols = _bucket_colors(len(pd.buckets))
-    order = np.argsort(pd.point_C, kind="stable")
-    C = pd.point_C[order]
+    cols = _bucket_colors(len(pdata.buckets))
+    order = np.argsort(pdata.point_C, kind="stable")
+    C = pdata.point_C[order]
     fig = Figure(figsize=(19, 5), layout="constrained")
     axs = fig.subplots(1, 3)
     for ax, (metric, ylabel, yscale) in zip(axs, _PROBE_PANELS):
-        for b in range(len(pd.buckets)):
-            v = pd.points[metric][order, b]
+        for b in range(len(pdata.buckets)):
+            v = pdata.points[metric][order, b]
             ax.plot(C, v, ".", color=cols[b], ms=2, alpha=0.25)
             env = np.fmin.accumulate(v) if metric == "loss" else np.fmax.accumulate(v)
             ax.plot(C, env, "-", color=cols[b], lw=1.4, label=_bucket_label(pr, b))

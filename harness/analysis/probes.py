@@ -1,49 +1,12 @@
 """Capabilities next to loss: per-skill probes against scale.
 
-Every run record carries per-bucket probes (:mod:`harness.probes`): for each
-frequency band of skills (zipf_facts: facts by frequency rank; text: tokens by
-frequency rank), exact-match accuracy, the mean log-probability of the right answer
-and the loss, at every evaluation. This module asks three questions of them.
-
-- How abrupt is each skill? Per bucket, accuracy against log10 N is fitted by a
-  sigmoid ``acc = lo + (hi - lo) / (1 + exp(-k (log10 N - m)))`` on one run per model
-  size, all at one D (the D most sizes share, the largest on a tie: in a grid sweep
-  the largest D). Its sharpness is the width of the rise from 10% to 90% of the way:
-  the logistic goes from 1/10 to 9/10 over 2 ln 9 units of its argument, so with k per
-  decade (x = log10 N) that is ``2 ln 9 / k`` decades of N (the same number as
-  ``2 ln 9 / (k' ln 10)`` for a steepness k' = k / ln 10 per unit of ln N), with a
-  bootstrap over the runs. A bucket never
-  or always above 50% in range has no identified rise, and a rise between two adjacent
-  sizes with no size inside it is sharper than the sweep can resolve: both are flagged.
-  The same buckets under log-probability, a continuous metric, show how much of the
-  abruptness is the metric's (Schaeffer et al. 2023, "Are emergent abilities of large
-  language models a mirage?").
-- In which order are skills learned? A bucket is learned where exact-match accuracy
-  first reaches ``LEARNED`` (50%): the compute at which any run's curve first gets
-  there (C = 6 N tokens, interpolated in log C along the upper envelope of all curve
-  points), and the size at which the fixed-D series does. Michaud et al. (2023, "The
-  quantization model of neural scaling") predict frequent skills first; the Spearman
-  rank correlation between frequency rank and learning point tests it (positive:
-  frequent first). Buckets learned before the first point or never count as earliest
-  or latest.
-- Does the smooth aggregate loss predict the next skill? In the quantization model
-  the loss still to be gained is the mass of the skills not yet learned, so the
-  aggregate loss at which a bucket is learned, L*, should fall linearly with the
-  probability mass of the buckets rarer than it (``tail = sum of rarer masses + half
-  its own``). Fitted on the smaller runs only (every run up to the largest training
-  size, every curve point): L* of each bucket they learn (where a sigmoid of accuracy
-  in -ln L crosses 50%), the line L* = a + c * tail through the two rarest of them
-  (the first buckets are learned early in training, before the loss not due to these
-  skills is, so the line through all of them, also reported, is bent by that), and
-  L(N) = E + A/N^alpha on the training sizes of the fixed-D series. The next bucket (the most frequent one
-  the largest training size has not learned) is predicted at its L* and so at
-  N = (A / (L* - E))^(1/alpha); the held-out larger sizes show where it is learned.
-  The error is reported in decades of N and in nats of aggregate loss, or why the
-  sweep cannot test it.
-
-Accuracy, log-probability and loss are the probe's per-bucket means (nats). Pure
-functions except the figures and the report section, which register with
-:mod:`harness.analysis.plots` and :mod:`harness.analysis.report`.
+Every run record carries per-bucket probes (:mod:`harness.probes`): exact-match
+accuracy, the log-probability of the right answer and the loss per frequency band of
+skills. This module asks how abrupt each skill is (a sigmoid in log10 N per bucket),
+in which order skills are learned (Spearman rank correlation with frequency), and
+whether the aggregate loss predicts the next skill (the quantization model's linear
+threshold, held-out sizes). The method, with its reasons, is in docs/analysis.md.
+Pure functions; the figures and report section live in plots.py and report.py.
 """
 from __future__ import annotations
 
@@ -143,23 +106,23 @@ def probe_data(table) -> ProbeData | None:
                      points={m: stack(v) for m, v in pts.items()}, skipped=skipped)
 
 
-def fixed_d_series(pd: ProbeData) -> np.ndarray:
+def fixed_d_series(pdata: ProbeData) -> np.ndarray:
     """Run indices, one per model size in increasing N, all at one D: the D that the
     most sizes share (the largest on a tie); per size the run with the lowest loss."""
-    dl = group_values(pd.D)
+    dl = group_values(pdata.D)
     best = None
     for g in range(dl.max() + 1):
         idx = np.flatnonzero(dl == g)
-        key = (len(np.unique(group_values(pd.N[idx]))), float(pd.D[idx].max()))
+        key = (len(np.unique(group_values(pdata.N[idx]))), float(pdata.D[idx].max()))
         if best is None or key > best[0]:
             best = (key, idx)
     idx = best[1]
-    nl = group_values(pd.N[idx])
+    nl = group_values(pdata.N[idx])
     out = []
     for g in range(nl.max() + 1):
         j = idx[nl == g]
-        out.append(j[np.lexsort((j, pd.loss[j]))[0]])
-    return np.array(sorted(out, key=lambda i: pd.N[i]), dtype=int)
+        out.append(j[np.lexsort((j, pdata.loss[j]))[0]])
+    return np.array(sorted(out, key=lambda i: pdata.N[i]), dtype=int)
 
 
 # -- sigmoid ---------------------------------------------------------------------------
@@ -385,16 +348,41 @@ def loss_threshold(agg_loss: np.ndarray, acc: np.ndarray) -> float | None:
     return None if x50 is None else float(math.exp(-x50))
 
 
-def predict_next(pd: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FRACTION) -> dict:
+def _observed(out: dict, pdata: ProbeData, tail_runs: np.ndarray, nxt: int, L_next: float) -> None:
+    """Where the predicted bucket is learned, from the largest training size (not
+    learned there, by the choice of the bucket) through the held-out sizes; and the
+    prediction's error. Fills ``out``."""
+    x = np.log10(pdata.N[tail_runs])
+    obs = envelope_crossing(x, pdata.final["accuracy"][tail_runs, nxt])
+    if obs["bound"] == "above":
+        out["observed_N"] = None
+        out["observed"] = f"not learned by the largest size, N = {pdata.N[tail_runs[-1]]:.4g}"
+        p = out["predicted_N"]
+        out["consistent"] = p is None or p > pdata.N[tail_runs[-1]]
+    else:
+        n_obs = 10 ** obs["x"] if obs["x"] is not None else None
+        out["observed_N"] = n_obs
+        # aggregate loss where it is learned, interpolated in log N like the crossing
+        out["observed_L"] = float(np.interp(obs["x"], x, pdata.loss[tail_runs])) if obs["x"] is not None else None
+        out["observed"] = f"learned at N = {n_obs:.4g} (interpolated between sizes)"
+        if out["predicted_N"] is not None and n_obs:
+            out["error_decades"] = float(math.log10(out["predicted_N"] / n_obs))
+        pa = out["all_buckets_line"]["predicted_N"]
+        if pa is not None and n_obs:
+            out["all_buckets_line"]["error_decades"] = float(math.log10(pa / n_obs))
+        if out.get("observed_L") is not None:
+            out["error_L_star"] = L_next - out["observed_L"]
+
+
+def predict_next(pdata: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FRACTION) -> dict:
     """The held-out check described in the module docstring."""
-    from harness.analysis.fit import fit_law
-    from harness.analysis.laws import L_N
+    from harness.analysis.forms import POWER, fit_form
 
     S = len(series)
     h = max(1, int(round(fraction * S)))
-    out = {"testable": False, "criterion": f"largest {h} of {S} sizes at D = {pd.D[series[0]]:.4g} held out",
-           "held_out_runs": [pd.ids[i] for i in series[S - h:]], "train_runs_series": [pd.ids[i] for i in series[:S - h]]}
-    if not np.all(np.isfinite(pd.mass)):
+    out = {"testable": False, "criterion": f"largest {h} of {S} sizes at D = {pdata.D[series[0]]:.4g} held out",
+           "held_out_runs": [pdata.ids[i] for i in series[S - h:]], "train_runs_series": [pdata.ids[i] for i in series[:S - h]]}
+    if not np.all(np.isfinite(pdata.mass)):
         out["reason"] = "not testable on this sweep: the records do not give the buckets' probability masses"
         return out
     if S - h < MIN_TRAIN_SIZES:
@@ -402,28 +390,28 @@ def predict_next(pd: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FR
                          f"{MIN_TRAIN_SIZES} to fit L(N) plus at least 1 held out")
         return out
     train = series[:S - h]
-    n_max = pd.N[train].max()
-    acc_last = pd.final["accuracy"][train[-1]]
-    order = np.argsort(-pd.mass, kind="stable")
+    n_max = pdata.N[train].max()
+    acc_last = pdata.final["accuracy"][train[-1]]
+    order = np.argsort(-pdata.mass, kind="stable")
     nxt = next((int(b) for b in order if np.isfinite(acc_last[b]) and acc_last[b] < LEARNED), None)
     if nxt is None:
         out["reason"] = "not testable on this sweep: the largest training size has already learned every bucket"
         return out
-    pts = np.isin(pd.point_run, np.flatnonzero(pd.N <= n_max * (1 + 1e-9)))
-    tail = tail_mass(pd.mass)
+    pts = np.isin(pdata.point_run, np.flatnonzero(pdata.N <= n_max * (1 + 1e-9)))
+    tail = tail_mass(pdata.mass)
     thr = []
     for b in order:
-        if pd.mass[b] <= pd.mass[nxt] or b == nxt:
+        if pdata.mass[b] <= pdata.mass[nxt] or b == nxt:
             continue
-        Ls = loss_threshold(pd.point_loss[pts], pd.points["accuracy"][pts, b])
+        Ls = loss_threshold(pdata.point_loss[pts], pdata.points["accuracy"][pts, b])
         if Ls is not None:
-            thr.append({"bucket": pd.buckets[b], "tail_mass": float(tail[b]), "L_star": Ls})
+            thr.append({"bucket": pdata.buckets[b], "tail_mass": float(tail[b]), "L_star": Ls})
     out["thresholds"] = thr
-    out["next_bucket"] = pd.buckets[nxt]
+    out["next_bucket"] = pdata.buckets[nxt]
     out["next_tail_mass"] = float(tail[nxt])
     if len(thr) < 2:
         out["reason"] = (f"not testable on this sweep: the training runs learn {len(thr)} bucket(s) more frequent "
-                         f"than {pd.buckets[nxt]!r} inside their range; the threshold line needs 2")
+                         f"than {pdata.buckets[nxt]!r} inside their range; the threshold line needs 2")
         return out
     # The line goes through the two rarest buckets learned: the quantization model's
     # linear relation holds once the loss not due to these skills (token statistics,
@@ -435,38 +423,16 @@ def predict_next(pd: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FR
     L_next = float(a + c * tail[nxt])
     c_all, a_all = np.polyfit(T, Lst, 1)
     out["all_buckets_line"] = {"a": float(a_all), "c": float(c_all), "predicted_L_star": float(a_all + c_all * tail[nxt])}
-    fit = fit_law(L_N, pd.N[train], pd.loss[train])
+    fit = fit_form(POWER, pdata.N[train], pdata.loss[train])
     E, A, al = fit.params["E"], fit.params["A"], fit.params["alpha"]
     out.update(testable=True, threshold_line={"a": float(a), "c": float(c), "through": [t["bucket"] for t in thr[-2:]]},
-               predicted_L_star=L_next, law={"form": L_N.form, "params": fit.params, "n_points": int(len(train))})
+               predicted_L_star=L_next, law={"form": "E + A N^-alpha", "params": fit.params, "n_points": int(len(train))})
     to_n = lambda L: float((A / (L - E)) ** (1 / al)) if L > E else None  # noqa: E731
     out["predicted_N"] = to_n(L_next)
     out["all_buckets_line"]["predicted_N"] = to_n(out["all_buckets_line"]["predicted_L_star"])
     if out["predicted_N"] is None:
         out["predicted"] = f"never at this D: the predicted threshold {L_next:.4g} is below the fitted E {E:.4g}"
-    # observed: from the largest training size (not learned there, by the choice of
-    # the bucket) through the held-out sizes
-    tail_runs = series[S - h - 1:]
-    x = np.log10(pd.N[tail_runs])
-    obs = envelope_crossing(x, pd.final["accuracy"][tail_runs, nxt])
-    if obs["bound"] == "above":
-        out["observed_N"] = None
-        out["observed"] = f"not learned by the largest size, N = {pd.N[series[-1]]:.4g}"
-        p = out["predicted_N"]
-        out["consistent"] = p is None or p > pd.N[series[-1]]
-    else:
-        n_obs = 10 ** obs["x"] if obs["x"] is not None else None
-        out["observed_N"] = n_obs
-        # aggregate loss where it is learned, interpolated in log N like the crossing
-        out["observed_L"] = float(np.interp(obs["x"], x, pd.loss[tail_runs])) if obs["x"] is not None else None
-        out["observed"] = f"learned at N = {n_obs:.4g} (interpolated between sizes)"
-        if out["predicted_N"] is not None and n_obs:
-            out["error_decades"] = float(math.log10(out["predicted_N"] / n_obs))
-        pa = out["all_buckets_line"]["predicted_N"]
-        if pa is not None and n_obs:
-            out["all_buckets_line"]["error_decades"] = float(math.log10(pa / n_obs))
-        if out.get("observed_L") is not None:
-            out["error_L_star"] = L_next - out["observed_L"]
+    _observed(out, pdata, series[S - h - 1:], nxt, L_next)
     return out
 
 
@@ -474,38 +440,38 @@ def predict_next(pd: ProbeData, series: np.ndarray, fraction: float = HOLDOUT_FR
 
 def analyze_probes(table, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[dict | None, ProbeData | None]:
     """The ``probes`` block of fit.json (None without probes) and the data behind it."""
-    pd = probe_data(table)
-    if pd is None:
+    pdata = probe_data(table)
+    if pdata is None:
         return None, None
-    series = fixed_d_series(pd)
-    x = np.log10(pd.N[series])
+    series = fixed_d_series(pdata)
+    x = np.log10(pdata.N[series])
     per_bucket, cN, cC = [], [], []
-    lc = np.log10(pd.point_C) if len(pd.point_C) else np.zeros(0)
-    for b, name in enumerate(pd.buckets):
-        fb = bucket_fits(x, pd.final["accuracy"][series, b], n_boot, seed + b)
-        byN = envelope_crossing(x, pd.final["accuracy"][series, b])
-        byC = envelope_crossing(lc, pd.points["accuracy"][:, b]) if len(lc) else {"x": None, "bound": None}
+    lc = np.log10(pdata.point_C) if len(pdata.point_C) else np.zeros(0)
+    for b, name in enumerate(pdata.buckets):
+        fb = bucket_fits(x, pdata.final["accuracy"][series, b], n_boot, seed + b)
+        byN = envelope_crossing(x, pdata.final["accuracy"][series, b])
+        byC = envelope_crossing(lc, pdata.points["accuracy"][:, b]) if len(lc) else {"x": None, "bound": None}
         cN.append(byN), cC.append(byC)
         to_n = lambda v: None if v is None else 10 ** v  # noqa: E731
-        steps = ({m: largest_step_share(pd.final[m][series, b]) for m in ("accuracy", "logprob")}
+        steps = ({m: largest_step_share(pdata.final[m][series, b]) for m in ("accuracy", "logprob")}
                  if fb["status"] == "learned in range" else None)
-        row = {"bucket": name, "mass": float(pd.mass[b]), **fb, "largest_step_share": steps,
+        row = {"bucket": name, "mass": float(pdata.mass[b]), **fb, "largest_step_share": steps,
                "midpoint_N": to_n(fb["midpoint_log10N"]),
                "learned_at_N": to_n(byN["x"]), "learned_at_N_bound": byN["bound"],
                "learned_at_C": to_n(byC["x"]), "learned_at_C_bound": byC["bound"]}
         if fb["ci95"]:
             row["ci95"]["midpoint_N"] = [10 ** v for v in fb["ci95"]["midpoint_log10N"]]
         per_bucket.append(row)
-    by_C = learning_order(pd.mass, cC) if len(lc) else {"note": "no curve points with probes"}
+    by_C = learning_order(pdata.mass, cC) if len(lc) else {"note": "no curve points with probes"}
     by_C["by"] = f"compute C at which the first run's curve reaches {LEARNED:.0%} exact match"
-    by_N = (learning_order(pd.mass, cN) if len(series) >= 3 else
+    by_N = (learning_order(pdata.mass, cN) if len(series) >= 3 else
             {"note": f"not testable: {len(series)} model size{'s' if len(series) != 1 else ''} at one D",
              "spearman_rho": None})
     by_N["by"] = f"model size N at which the fixed-D series reaches {LEARNED:.0%} exact match"
     out = {
-        "kind": pd.kind, "buckets": pd.buckets, "mass": pd.mass, "learned_threshold": LEARNED,
-        "runs": len(pd.ids), "skipped_runs": pd.skipped,
-        "series": {"D": float(pd.D[series[0]]), "N": pd.N[series], "runs": [pd.ids[i] for i in series],
+        "kind": pdata.kind, "buckets": pdata.buckets, "mass": pdata.mass, "learned_threshold": LEARNED,
+        "runs": len(pdata.ids), "skipped_runs": pdata.skipped,
+        "series": {"D": float(pdata.D[series[0]]), "N": pdata.N[series], "runs": [pdata.ids[i] for i in series],
                    "description": "one run per model size at the D most sizes share (the largest on a tie); "
                                   "per size the lowest-loss run"},
         "sigmoid": {"form": "acc = lo + (hi - lo) / (1 + exp(-k (log10 N - m)))",
@@ -516,6 +482,6 @@ def analyze_probes(table, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[dict 
         "per_bucket": per_bucket,
         "learning_order": {"by_C": by_C, "by_N": by_N,
                            "expected": "positive rho: frequent buckets learned first (Michaud et al. 2023)"},
-        "prediction": predict_next(pd, series),
+        "prediction": predict_next(pdata, series),
     }
-    return out, pd
+    return out, pdata

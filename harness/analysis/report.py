@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness.analysis.compute_optimal import CHINCHILLA_A, KAPLAN_A
-from harness.analysis.context import Analysis
+from harness.analysis.selection import HOLDOUTS
+from harness.analysis.result import Analysis
 
 SectionFn = Callable[[Analysis], "str | None"]
 SECTIONS: list[SectionFn] = []
@@ -53,66 +54,135 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
 @section
 def title(a: Analysis) -> str:
     f = a.fit
     src = f["source"]
     what = f"records ({src.get('n_records')} runs)" if src["kind"] == "records" else f"CSV `{src.get('file')}` ({src.get('n_rows')} rows)"
-    return (f"# Scaling-law fit\n\nInput: {what}; {f['n_points']} points used. "
-            f"Every number below is also in `fit.json`; intervals are bootstrap percentile 95% intervals "
-            f"({f['settings']['bootstrap']['resamples']} resamples of the rows, seed {f['settings']['bootstrap']['seed']}).")
+    out = [f"# Scaling-law fit\n\nInput: {what}; {f['n_points']} points used. Every number below is also in "
+           f"`fit.json`; intervals are 95% parametric-bootstrap percentile intervals "
+           f"({f['settings']['bootstrap']['resamples']} resamples, seed {f['settings']['bootstrap']['seed']})."]
+    sel = f.get("selected")
+    if sel is None:
+        return "\n\n".join(out + ["No joint law could be scored on held-out runs."])
+    law = f["laws"][sel]
+    fl = f["floor"]
+    out.append(f"**Selected law: {sel}**, L = {law['form']}"
+               + (f" with E fixed at the floor F = {fl['value']:.6g} ({fl['source']})" if fl["value"] is not None
+                  else " (E free: no known floor)")
+               + f"; " + ", ".join(f"{k} = {_v(v)} {_ci((law.get('ci95') or {}).get(k))}" for k, v in law["params"].items())
+               + f"; log-loss RMS {law['rms_log']:.4f}. Chosen by held-out error among "
+               + ", ".join(f"{k} ({_pct(f['laws'][k].get('heldout_mean_reducible_error'))})" for k in f["laws"]
+                           if "heldout" in f["laws"][k]) + " (mean reducible error over the hold-outs).")
+    rows = []
+    for h in HOLDOUTS:
+        e = (f.get("extrapolation") or {}).get(h, {})
+        if e.get("reducible_error") is None:
+            rows.append([h, e.get("skipped", "–"), "–", "–", "–", "–"])
+            continue
+        b = e["baselines"]
+        rows.append([h, _pct(e["reducible_error"]), f"{e['nats']:.4f}", _pct(b.get("best_trained")),
+                     _pct(b.get("largest_N_same_D")), "yes" if e["passes"] else "**no**"])
+    out.append(_table(["hold-out", f"{sel}: error / reducible loss", "nats", "baseline best trained",
+                       "baseline largest N at same D", "beats both"], rows))
+    out.append(_pins(a))
+    return "\n\n".join(out)
+
+
+def _pins(a: Analysis) -> str:
+    f = a.fit
+    co = f.get("compute_optimal") or {}
+    n = f["n_points"]
+    if co.get("a") is None:
+        tail = f"they cannot pin down a compute-optimal allocation ({co.get('reason', 'none was computed')})."
+    else:
+        ci = (co.get("ci95") or {}).get("a")
+        tail = (f"the compute-optimal exponent a = {co['a']:.3f} {_ci(ci)} is a local slope over the sweep's "
+                f"compute range, so beyond it the law's form, not the data, decides it.")
+    return (f"What this sweep can and cannot pin down: its {n} runs fix the loss surface inside their range, as "
+            f"the hold-out errors above show, and run-to-run noise is estimated from the residuals; " + tail)
 
 
 @section
 def conventions(a: Analysis) -> str:
     c = a.fit["conventions"]
     rows = [[k, f"`{v}`"] for k, v in c.items()]
+    fl = a.fit["floor"]
     return "## Conventions\n\n" + _table(["quantity", "definition"], rows) + (
         "\n\nN is the non-embedding parameter count (Kaplan et al. 2020), C = 6 N D FLOPs, losses in nats per token."
-        if a.fit["source"]["kind"] == "records" else "")
+        if a.fit["source"]["kind"] == "records" else "") + (
+        f"\n\nFloor F = {fl['value']:.6g} nats/token: {fl['source']}." if fl["value"] is not None
+        else f"\n\nNo known floor ({fl['source']}): E is fitted freely and errors are relative to the loss.")
+
+
+def _law_table(law: dict) -> str:
+    rows = [[k, _v(v), _ci((law.get("ci95") or {}).get(k))] for k, v in law["params"].items()]
+    if law.get("fixed"):
+        rows.append(["E", f"{_v(law['fixed']['E'])} (fixed: the floor)", "–"])
+    return _table(["parameter", "estimate", "95% interval"], rows)
 
 
 @section
 def laws(a: Analysis) -> str:
-    out = ["## Laws"]
-    for name, law in a.fit["laws"].items():
-        out.append(f"### {name}: L = {law['form']}\n\nFitted to {law['n_points']} points: {law['inputs']}.")
+    f = a.fit
+    out = ["## Joint laws L(N, D)"]
+    rows = []
+    for name, law in f["laws"].items():
+        if "heldout" not in law:
+            continue
+        h = law["heldout"]
+        rows.append([name + (" (selected)" if name == f["selected"] else ""), law.get("n_params", "–"),
+                     _v(law.get("rms_log")), *[_pct(h.get(k, {}).get("reducible_error")) for k in HOLDOUTS],
+                     _pct(law.get("heldout_mean_reducible_error"))])
+    out.append(_table(["law", "parameters", "RMS log", *[f"held out: {k}" for k in HOLDOUTS], "mean"], rows))
+    for name, law in f["laws"].items():
+        if name in ("L_N", "L_D", "L_C"):
+            continue
+        out.append(f"### {name}: L = {law['form']}")
         if law.get("params") is None:
             out.append(f"Not fitted: {law.get('skipped')}.")
             continue
-        rows = [[k, _v(v), _ci((law.get("ci95") or {}).get(k))] for k, v in law["params"].items()]
-        out.append(_table(["parameter", "estimate", "95% interval"], rows))
-        out.append(f"R² (log loss) = {_v(law['r2_log'])}; Huber objective = {_v(law['objective'])}; "
-                   f"{law['starts_agreeing']} of {law['n_starts']} starts reached the same optimum; "
-                   + (f"no bootstrap intervals: {law['bootstrap_skipped']}." if law.get("bootstrap_skipped")
-                      else f"{law['bootstrap_resamples']} bootstrap refits."))
-        wide = [k for k, ci in (law.get("ci95") or {}).items()
-                if ci and ci[0] is not None and ci[1] is not None and ci[0] > 0 and ci[1] / ci[0] > 100]
-        if wide:
-            out.append(f"The intervals of {', '.join(wide)} span more than a factor of 100: these points do not "
-                       f"pin {'them' if len(wide) > 1 else 'it'} down.")
+        out.append(_law_table(law))
+        text = (f"R² (log loss) = {_v(law['r2_log'])}; RMS {_v(law['rms_log'])}; {law['starts_agreeing']} of "
+                f"{law['n_starts']} refined starts reached the same optimum"
+                + (f"; no intervals: {law['bootstrap_skipped']}." if law.get("bootstrap_skipped") else ".")
+                + (f" The intervals of {', '.join(law['ci95_at_bound'])} reach the search bound: the data do not "
+                   f"bound them there." if law.get("ci95_at_bound") else ""))
+        fe = law.get("free_E")
+        if fe:
+            flag = (" **below the floor**" if fe["below_floor"] else "") + (
+                " **above the lowest observed loss**" if fe["above_lowest_loss"] else "")
+            text += (f" Diagnostic, E free: E = {fe['E']:.4g} ({fe['E_minus_floor']:+.4f} from the floor){flag}, "
+                     f"RMS {fe['rms_log']:.4f}.")
+        out.append(text)
     return "\n\n".join(out)
 
 
 @section
-def entropy_floor(a: Analysis) -> str:
+def one_variable(a: Analysis) -> str:
     f = a.fit
-    floor = f["entropy_floor"]
-    rows = []
-    for name, law in f["laws"].items():
-        if law.get("params") and "E" in law["params"]:
-            E = law["params"]["E"]
-            d = "–" if not isinstance(floor, float) else _v(E - floor)
-            rows.append([name, _v(E), _ci((law.get("ci95") or {}).get("E")), d])
-    head = "## Irreducible loss E vs the entropy floor\n\n"
-    if isinstance(floor, float):
-        head += (f"The data source's exact entropy floor is {floor:.4f} nats/token; a fitted E below it is "
-                 f"impossible for a perfect model and signals an extrapolation artefact (or too short a range).\n\n")
-    elif isinstance(floor, list):
-        head += f"Runs report different entropy floors: {', '.join(_v(x) for x in floor)} nats/token.\n\n"
-    else:
-        head += "The data's entropy floor is unknown (none recorded).\n\n"
-    return head + _table(["law", "E", "95% interval", "E − floor"], rows)
+    out = ["## One-variable laws",
+           "L(N) and L(D) tend to the loss of an infinite model at the sweep's largest D (or infinite data at its "
+           "largest N), not to the floor: their asymptotes are named for that and not compared with F."]
+    for name in ("L_N", "L_D", "L_C"):
+        law = f["laws"][name]
+        out.append(f"### {name}: L = {law['form']}\n\nFitted to {law['n_points']} points: {law['inputs']}."
+                   + (f" Asymptote: {law['asymptote']}." if law.get("asymptote") else ""))
+        if law.get("params") is None:
+            out.append(f"Not fitted: {law.get('skipped')}.")
+            continue
+        out.append(_law_table(law) + f"\n\nRMS log {_v(law['rms_log'])}.")
+    line = f["laws"]["L_C"].get("fixed_floor_line")
+    if line:
+        out.append(f"With the known floor: {line['form']}, gamma = {line['gamma']:.4g} {_ci(line['gamma_ci95'])} "
+                   f"(t interval), A = {line['A']:.4g}, RMS of log(L - F) {line['rms_log_reducible']:.4f}, "
+                   f"{line['residual_sign_runs']} runs of one residual sign over {line['n_points']} points. The "
+                   f"free-E fit above is a diagnostic.")
+    return "\n\n".join(out)
 
 
 @section
@@ -120,24 +190,40 @@ def compute_optimal(a: Analysis) -> str | None:
     c = a.fit.get("compute_optimal")
     if not c:
         return None
-    ci = c.get("ci95") or {}
-    lines = ["## Compute-optimal allocation (from the Chinchilla fit)",
-             "N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with a = β/(α+β), b = α/(α+β), G = (αA/(βB))^(1/(α+β)).",
-             _table(["quantity", "estimate", "95% interval"],
-                    [["a", _v(c["a"]), _ci(ci.get("a"))], ["b", _v(c["b"]), _ci(ci.get("b"))],
-                     ["G", _v(c["G"]), _ci(ci.get("G"))]])]
-    a_, lo_hi = c["a"], ci.get("a")
-    verdict = []
-    for ref, name in ((KAPLAN_A, "Kaplan et al. (2020)"), (CHINCHILLA_A, "Hoffmann et al. (2022, ~0.5)")):
-        inside = lo_hi is not None and lo_hi[0] <= ref <= lo_hi[1]
-        verdict.append(f"{name}'s a = {ref} is {'inside' if inside else 'outside'} the interval")
-    lines.append(f"a = {_v(a_)} vs Kaplan's 0.73 and Chinchilla's ~0.5: " + "; ".join(verdict) + ".")
-    rows = [[r["label"], _v(r["C"]), _v(r["N_opt"]), _ci(r["ci95"].get("N_opt")), _v(r["D_opt"]),
-             _ci(r["ci95"].get("D_opt")), _v(r["tokens_per_param"]), _ci(r["ci95"].get("tokens_per_param"))]
-            for r in c["at_compute"]]
-    lines.append(_table(["C", "FLOPs", "N_opt", "95%", "D_opt", "95%", "tokens/param", "95%"], rows))
-    lines.append("Values beyond the sweep's compute range are extrapolations; their intervals show how far to trust them.")
+    lines = [f"## Compute-optimal allocation (from the selected law, {c['law']})", f"Method: {c['method']}."]
+    if c.get("a") is None:
+        lines.append(f"None: {c['reason']}.")
+    else:
+        ci = c.get("ci95") or {}
+        lines.append(_table(["quantity", "estimate", "95% interval"],
+                            [["a", _v(c["a"]), _ci(ci.get("a"))], ["b", _v(c["b"]), _ci(ci.get("b"))]]))
+        verdict = []
+        for ref, name in ((KAPLAN_A, "Kaplan et al. (2020)"), (CHINCHILLA_A, "Hoffmann et al. (2022, ~0.5)")):
+            lo_hi = ci.get("a")
+            inside = lo_hi is not None and lo_hi[0] <= ref <= lo_hi[1]
+            verdict.append(f"{name}'s a = {ref} is {'inside' if inside else 'outside'} the interval")
+        lines.append("; ".join(verdict) + ".")
+        rows = [[r["label"], _v(r["C"]), _v(r["N_opt"]), _ci(r["ci95"].get("N_opt")), _v(r["D_opt"]),
+                 _ci(r["ci95"].get("D_opt")), _v(r["tokens_per_param"])] for r in c["at_compute"]]
+        lines.append(_table(["C", "FLOPs", "N_opt", "95%", "D_opt", "95%", "tokens/param"], rows))
+        lines.append("Values beyond the sweep's compute range are extrapolations of the law's form.")
+    ag = c.get("isoflop_agreement")
+    if ag:
+        lines.append(f"IsoFLOP (independent): a = {_v(ag['isoflop_a'])} {_ci(ag['isoflop_ci95'])}; the two "
+                     + {True: "agree", False: "**disagree**", None: "cannot be compared (an interval is missing)"}[ag["agree"]]
+                     + " within their 95% intervals.")
     return "\n\n".join(lines)
+
+
+@section
+def counting_conventions(a: Analysis) -> str | None:
+    c = a.fit.get("counting_conventions") or {}
+    keys = [k for k in c.get("default", {}) if k not in ("N", "C")]
+    rows = [[v["N"], v["C"], *[_v(v.get(k)) for k in keys]]
+            for v in (c.get(k) for k in ("default", "total_params", "detailed_flops")) if v]
+    return None if not c else (f"## Counting conventions ({c['law']})\n\nThe same law's exponents and compute-optimal a when N counts "
+            f"every parameter (refitted) or C is the detailed FLOP count ({c['intervals']}; null: no optimum).\n\n"
+            + _table(["N", "C", *keys], rows))
 
 
 @section
@@ -161,20 +247,23 @@ def isoflop(a: Analysis) -> str | None:
 @section
 def extrapolation(a: Analysis) -> str | None:
     e = a.fit.get("extrapolation")
-    if not e:
+    if e is None:  # no joint law could be scored
         return None
-    out = [f"## Extrapolation check\n\n{e['law']} law refitted without the held-out runs ({e['criterion']}); "
-           f"{e['n_train']} runs used."]
-    if e.get("skipped"):
-        out.append(f"Skipped: {e['skipped']}.")
-        return "\n\n".join(out)
-    out.append(f"Mean relative error predicting the held-out runs: **{e['rel_error']:.2%}** (max {e['max_rel_error']:.2%}).")
-    runs = sorted(e["runs"], key=lambda r: -r["C"])
-    out.append(_table(["run", "N", "D", "C", "observed", "predicted", "rel. error"],
-                      [[r["id"], _v(r["N"]), _v(r["D"]), _v(r["C"]), _v(r["observed"]), _v(r["predicted"]),
-                        f"{r['rel_error']:.2%}"] for r in runs[:MAX_ROWS]]))
-    if len(runs) > MAX_ROWS:
-        out.append(f"({len(runs) - MAX_ROWS} more held-out runs in fit.json.)")
+    out = ["## Extrapolation check, run by run",
+           "Each hold-out is predicted by the selected law refitted without it; errors are |pred − obs| over the "
+           "reducible loss obs − F (over obs without a floor). Baselines: the best loss among the training runs, "
+           "and the training run with the largest N at the same D. Every law's hold-out errors are in its "
+           "`heldout` block in fit.json."]
+    for h, row in e.items():
+        if row.get("skipped"):
+            out.append(f"**{h}**: skipped: {row['skipped']}.")
+            continue
+        below = f"; **{len(row['below_floor'])} predicted below the floor**" if row["below_floor"] else ""
+        out.append(f"**{h}**: {_pct(row['reducible_error'])} of the reducible loss, {row['nats']:.4f} nats"
+                   + (f", {row['gap_units']:.2f} size gaps" if row.get("gap_units") is not None else "") + below + ".")
+        out.append(_table(["run", "N", "D", "observed", "predicted"],
+                          [[r["id"], _v(r["N"]), _v(r["D"]), _v(r["observed"]), _v(r["predicted"])]
+                           for r in row["runs"][:MAX_ROWS]]))
     return "\n\n".join(out)
 
 
@@ -184,6 +273,30 @@ def _n(x) -> str:
 
 def _learned_at(value, bound, lo: str, hi: str) -> str:
     return _n(value) if value is not None else {"below": f"< {lo}", "above": f"> {hi}"}.get(bound, "–")
+
+
+def _bucket_rows(pr: dict, N: list) -> list[list]:
+    """The per-bucket sharpness table's rows."""
+    rows = []
+    for r in pr["per_bucket"]:
+        ci = r.get("ci95") or {}
+        if r["identified"]:
+            mid = f"{_n(r['midpoint_N'])} [{_n(ci.get('midpoint_N', [None])[0])}, {_n(ci.get('midpoint_N', [None, None])[1])}]"
+            sh = f"{_n(r['sharpness_decades'])} [{_n(ci.get('sharpness_decades', [None])[0])}, " \
+                 f"{_n(ci.get('sharpness_decades', [None, None])[1])}]"
+        elif r["status"] == "learned in range" and r.get("sharpness_bound") == "upper":
+            mid, sh = _n(r["midpoint_N"]), f"< {_n(r.get('sharpness_upper_decades'))} (not resolved)"
+        elif r["status"] == "learned in range":
+            mid, sh = _n(r["midpoint_N"]), f"{_n(r['sharpness_decades'])} (not resolved)"
+        else:
+            mid, sh = "–", "–"
+        st = r.get("largest_step_share")
+        step = "–" if not st else " / ".join("–" if st[m] is None else f"{st[m]:.0%}" for m in ("accuracy", "logprob"))
+        rows.append([r["bucket"], f"{r['mass']:.2%}", r["status"], mid, sh, step,
+                     _learned_at(r["learned_at_N"], r["learned_at_N_bound"], _n(N[0]), _n(N[-1])),
+                     _learned_at(r["learned_at_C"], r["learned_at_C_bound"], "first eval", "all runs"),
+                     r["why"] or "identified"])
+    return rows
 
 
 @section
@@ -206,25 +319,7 @@ def probes(a: Analysis) -> str | None:
     srt = pr["sigmoid"]
     out.append(f"Sigmoid per bucket: {srt['form']}, {srt['fit']}; sharpness = {srt['sharpness']}; intervals: "
                f"{srt['bootstrap_resamples']} bootstrap resamples of the runs.")
-    rows = []
-    for r in pr["per_bucket"]:
-        ci = r.get("ci95") or {}
-        if r["identified"]:
-            mid = f"{_n(r['midpoint_N'])} [{_n(ci.get('midpoint_N', [None])[0])}, {_n(ci.get('midpoint_N', [None, None])[1])}]"
-            sh = f"{_n(r['sharpness_decades'])} [{_n(ci.get('sharpness_decades', [None])[0])}, " \
-                 f"{_n(ci.get('sharpness_decades', [None, None])[1])}]"
-        elif r["status"] == "learned in range" and r.get("sharpness_bound") == "upper":
-            mid, sh = _n(r["midpoint_N"]), f"< {_n(r.get('sharpness_upper_decades'))} (not resolved)"
-        elif r["status"] == "learned in range":
-            mid, sh = _n(r["midpoint_N"]), f"{_n(r['sharpness_decades'])} (not resolved)"
-        else:
-            mid, sh = "–", "–"
-        st = r.get("largest_step_share")
-        step = "–" if not st else " / ".join("–" if st[m] is None else f"{st[m]:.0%}" for m in ("accuracy", "logprob"))
-        rows.append([r["bucket"], f"{r['mass']:.2%}", r["status"], mid, sh, step,
-                     _learned_at(r["learned_at_N"], r["learned_at_N_bound"], _n(N[0]), _n(N[-1])),
-                     _learned_at(r["learned_at_C"], r["learned_at_C_bound"], "first eval", "all runs"),
-                     r["why"] or "identified"])
+    rows = _bucket_rows(pr, N)
     out.append(_table(["bucket", "mass", "status", "midpoint N [95%]", "10→90% width, decades of N [95%]",
                        "largest step between sizes: exact match / log-prob", "learned at N",
                        "learned at C (FLOPs)", "fit"], rows))
@@ -312,7 +407,8 @@ def method(a: Analysis) -> str:
     o = s["optimizer"]
     return ("## Method\n\n"
             f"- Objective: {s['objective']} (Besiroglu et al. 2024).\n"
-            f"- Optimizer: {o['method']} with ftol={o['ftol']:g}, gtol={o['gtol']:g}, maxiter={o['maxiter']}; "
+            f"- Optimizer: {o['method']} with ftol={o['ftol']:g}, gtol={o['gtol']:g}, max_nfev={o['max_nfev']}; "
             "coefficients as logs, terms combined by logsumexp.\n"
+            f"- Selection: {s['selection']}.\n"
             f"- Starts: {s['starts']}.\n"
             f"- Bootstrap: {s['bootstrap']['method']}.")

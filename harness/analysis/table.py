@@ -44,6 +44,10 @@ class Table:
     # per row, the record's per-bucket probes (see harness.probes) or None; empty for CSV:
     # {"kind", "buckets", "mass", "final": [per bucket], "curve": [{"tokens", "val_loss", "probes"}]}
     probes: list = field(default_factory=list)
+    N_total: np.ndarray | None = None  # params_total per row (records only): another counting convention
+    C_detailed: np.ndarray | None = None  # the detailed FLOP count ``flops`` per row (records only)
+    floor: float | None = None  # the known irreducible loss F the fits fix E at, or None
+    floor_source: str = "unknown: no floor recorded or given"
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -102,7 +106,8 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
             excluded.append({"run_id": rec["run_id"], "status": "ok",
                              "reason": "non-positive or non-finite N, D, C or final_val_loss"})
             continue
-        rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec)))
+        rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec), _num(rec.get("params_total")),
+                     _num(rec.get("flops"))))
         tok, cl = [], []
         for p in rec.get("curve") or []:
             if not isinstance(p, dict):
@@ -121,15 +126,49 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
     if len(rows) < MIN_ROWS:
         raise TableError(f"{len(rows)} usable ok runs{' in ' + source if source else ''}; "
                          f"the fit needs at least {MIN_ROWS} ({len(excluded)} excluded, {len(skipped)} unreadable)")
-    ids, N, D, C, L, B = zip(*rows)
+    ids, N, D, C, L, B, NT, CD = zip(*rows)
+    NT, CD = np.array(NT), np.array(CD)
+    other = all(np.all(np.isfinite(v) & (v > 0)) for v in (NT, CD))
+    ok = [rec for rec in records if rec.get("status") == "ok" and rec["run_id"] in set(ids)]
+    floor, floor_source = known_floor(ok, sorted(floors))
     return Table(N=np.array(N), D=np.array(D), C=np.array(C), loss=np.array(L), ids=list(ids),
                  budget=np.array(B), curves=curves, entropy_floor=sorted(floors),
                  conventions=dict(RECORD_CONVENTIONS), source={"kind": "records", "n_records": len(rows) + len(excluded)},
-                 excluded=excluded, skipped_files=skipped, probes=probes)
+                 excluded=excluded, skipped_files=skipped, probes=probes, floor=floor, floor_source=floor_source,
+                 N_total=NT if other else None, C_detailed=CD if other else None)
+
+
+def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None, str]:
+    """The floor F the fits fix E at, and where it comes from.
+
+    Every run evaluates on its held-out windows, whose exact Bayes loss differs from the
+    source's entropy rate by sampling noise (about 0.008 nats at 65k tokens): when the
+    generator can recompute that set's Bayes loss and every run shares one, F is it.
+    Otherwise the records' common ``entropy_floor``; otherwise none."""
+    from harness.data.synthetic import heldout_bayes_loss
+
+    cache: dict[str, float | None] = {}
+    for rec in records:
+        cfg = rec.get("config") or {}
+        data, ctx = cfg.get("data"), (cfg.get("model") or {}).get("context")
+        key = repr((sorted((data or {}).items()), ctx))
+        if key not in cache:
+            try:
+                cache[key] = heldout_bayes_loss(data, int(ctx)) if isinstance(data, dict) and ctx else None
+            except (KeyError, TypeError, ValueError):
+                cache[key] = None
+    values = {round(v, 12) for v in cache.values() if v is not None}
+    if len(values) == 1 and None not in cache.values():
+        return values.pop(), "held-out Bayes loss: the exact Bayes-optimal loss of the validation windows"
+    if len(floors) == 1 and all(math.isfinite(_num(r.get("entropy_floor"))) for r in records):
+        return floors[0], "entropy_floor: the data source's entropy rate (the validation set's own Bayes loss unknown)"
+    return None, ("unknown: runs report different floors" if len(floors) > 1 or len(values) > 1
+                  else "unknown: no floor recorded")
 
 
 def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str | None = None,
-             drop_highest_loss: int = 0, id_col: str | None = None, budget_col: str | None = None) -> Table:
+             drop_highest_loss: int = 0, id_col: str | None = None, budget_col: str | None = None,
+             floor: float | None = None) -> Table:
     """A table from a CSV with the named columns (exactly one of ``d`` and ``c``)."""
     import pandas as pd
 
@@ -183,9 +222,29 @@ def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str |
         keep = np.setdiff1d(keep, drop)
     if len(keep) < MIN_ROWS:
         raise TableError(f"{path.name}: {len(keep)} usable rows; the fit needs at least {MIN_ROWS}")
+    if floor is not None and not (0 < floor < L[keep].min()):
+        raise TableError(f"--floor {floor:g} must be positive and below every loss (lowest {L[keep].min():.6g})")
+    if budget_col is None:
+        budget = shared_budgets(C)
     curves = [{"id": ids[i], "N": N[i], "D": D[i], "C": np.array([C[i]]), "loss": np.array([L[i]])} for i in keep]
     conv = {"N": n, "D": d if d else f"{c} / (6 * {n})", "C": f"6 * {n} * {d}" if d else c, "loss": loss,
             "loss_units": "as given (nats per token for language models)", "C_definition": "6 * N * D"}
     return Table(N=N[keep], D=D[keep], C=C[keep], loss=L[keep], ids=[ids[i] for i in keep], budget=budget[keep],
-                 curves=curves, entropy_floor=[], conventions=conv,
-                 source={"kind": "csv", "file": path.name, "n_rows": int(len(N))}, dropped=dropped)
+                 curves=curves, entropy_floor=[] if floor is None else [float(floor)], conventions=conv,
+                 source={"kind": "csv", "file": path.name, "n_rows": int(len(N))}, dropped=dropped,
+                 floor=None if floor is None else float(floor),
+                 floor_source="given: --floor" if floor is not None else "unknown: no --floor given")
+
+
+def shared_budgets(C: np.ndarray, rtol: float = 0.01, min_runs: int = 3) -> np.ndarray:
+    """Each row's IsoFLOP budget where at least ``min_runs`` rows share a compute within
+    ``rtol`` (as published IsoFLOP tables do), else NaN."""
+    from harness.analysis.frontier import group_values
+
+    labels = group_values(C, rtol)
+    out = np.full(len(C), np.nan)
+    for g in np.unique(labels):
+        idx = labels == g
+        if idx.sum() >= min_runs:
+            out[idx] = float(np.median(C[idx]))
+    return out

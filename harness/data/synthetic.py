@@ -188,3 +188,34 @@ class MarkovSource:
             probe=token_probe(val, train, chain.vocab) if cfg.data.probe_records else None,
         )
 
+
+
+def heldout_bayes_loss(data: dict, context: int) -> float | None:
+    """The exact Bayes-optimal loss (nats/token) on the held-out windows that a run with
+    this ``data`` config section and ``context`` evaluates on: the source's entropy
+    floor plus the sampling noise of a finite validation set. None for sources whose
+    conditionals are unknown (text). Pure: it regenerates the windows from the seed."""
+    n_rows = -(-int(data["eval_tokens"]) // context)
+    if data.get("source") == "zipf_facts":
+        lang = ZipfFacts(data["vocab"], data["n_facts"], data["zipf_exponent"], data["fact_noise"], data["seed"])
+        w = _chunked(lambda rng, n: lang.windows(rng, n, context), n_rows, data["seed"], "val")
+        p_k1 = np.bincount(lang.k1, weights=lang.p, minlength=lang.vocab)
+        fact = np.full(lang.vocab * lang.vocab, -1)
+        fact[lang.k1 * lang.vocab + lang.k2] = np.arange(lang.n_facts)
+        keep, other = 1 - lang.noise + lang.noise / lang.vocab, lang.noise / lang.vocab
+        nll = np.empty((n_rows, context))
+        for t in range(1, context + 1):  # target position t is record slot t % 3
+            k1 = w[:, t - (t % 3)]
+            if t % 3 == 0:
+                nll[:, t - 1] = -np.log(p_k1[w[:, t]])
+            elif t % 3 == 1:
+                nll[:, t - 1] = -np.log(lang.p[fact[k1 * lang.vocab + w[:, t]]] / p_k1[k1])
+            else:
+                f = fact[k1 * lang.vocab + w[:, t - 1]]
+                nll[:, t - 1] = -np.log(np.where(w[:, t] == lang.values[f], keep, other))
+        return float(nll.mean())
+    if data.get("source") == "markov":
+        chain = MarkovChain(data["vocab"], MarkovSource.BRANCHING, data["seed"])
+        w = _chunked(lambda rng, n: chain.windows(rng, n, context), n_rows, data["seed"], "val")
+        return float(-np.log(chain.P[w[:, :-1], w[:, 1:]]).mean())
+    return None

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.analysis.fit import FitResult
+from harness.analysis.forms import Fit
 from harness.analysis.table import Table
 
 
 @dataclass
 class Analysis:
     table: Table
-    fits: dict[str, FitResult | None]  # by law name; None when skipped
+    fits: dict[str, Fit | None]  # primary fits by law name; None when skipped
     law_points: dict[str, dict]  # by law name: {"description", "ids", "x", "loss"} of the rows it used
-    frontier: dict  # compute frontier arrays (see harness.analysis.frontier.compute_frontier)
+    frontier: dict  # the end-of-schedule compute frontier: arrays C, loss, run (row index)
     isoflop: dict | None
     compute_optimal: dict | None
     extrapolation: dict | None
+    selected: str | None  # the joint law chosen by held-out error
+    laws_json: dict  # the fit.json "laws" block (unrounded)
     warnings: list[str]
     settings: dict
+    conventions: dict | None = None  # the selected law's exponents under other counting conventions
     probes: dict | None = None  # the per-skill probe analysis (harness.analysis.probes), None without probes
     probe_data: object = None  # its ProbeData, for the figures
     fit: dict = field(default_factory=dict)  # the fit.json content

@@ -1,0 +1,390 @@
+"""Law forms L = E + R(x) with a known floor E = F or a free E, fitted by least squares
+in log loss, with residual-bootstrap intervals.
+
+Each form gives the reducible loss R in log space, ``log_r(theta, lx)``, where ``lx``
+holds centred natural logs of the inputs (N, D or C) and ``theta`` broadcasts over
+leading axes (so a whole bootstrap sample evaluates at once). The fit predicts
+``log L = logaddexp(log E, log R)``:
+
+- ``chinchilla`` (additive; Hoffmann et al. 2022, eq. 2): R = A/N^alpha + B/D^beta.
+- ``kaplan`` (Kaplan et al. 2020, eq. 1.5, with E): R = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
+- ``interaction``: R = [(A/N^alpha)^(1/gamma) + (B/D^beta)^(1/gamma)]^gamma: additive at
+  gamma = 1, tending to max(A/N^alpha, B/D^beta) as gamma -> 0, so the drop bought by more
+  data depends on N.
+- ``product``: R = A / (N^alpha D^beta): log(L - E) is a plane in (ln N, ln D).
+- ``power``: R = A x^-alpha for one input (L(N), L(D), L(C)).
+
+Objective: the sum of squared log-loss residuals (the maximum-likelihood fit under
+log-normal run-to-run noise, which is what the bootstrap below assumes), or with
+``delta`` the summed Huber loss of them, as in Besiroglu et al. (2024, Epoch's
+Chinchilla replication: delta = 1e-3). On residuals of about 0.5%, Huber at 1e-3 is a
+least-absolute-deviations fit: it interpolates some rows exactly, which leaves too few
+residuals to estimate the noise from 6 rows (our coverage test: 88% for 95% intervals),
+and its refits were 8x slower.
+Intervals: residual bootstrap (see :func:`residual_bootstrap`): resampled residuals on
+the fitted log losses, refitted. Unlike resampling rows it keeps every input point in
+every resample, so it works with 4 to 6 rows.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares, nnls
+
+NEGLIGIBLE_LOG = 20.0  # a free E below exp(-20) of the smallest loss is zero for the fit
+EXP_BOUNDS = (0.0, 5.0)
+GAMMA_BOUNDS = (0.02, 10.0)  # gamma -> infinity tends to the product form
+EPOCH_HUBER_DELTA = 1e-3  # Besiroglu et al. (2024): Huber on log residuals, for their replication
+LSQ = dict(method="trf", xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=4000)
+REFINE = 6  # the best starts (by their Huber objective) that are refined
+
+
+def _lae(a, b):
+    return np.logaddexp(a, b)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A reducible-loss form; ``names`` are its reported parameters (E not included).
+    Subclasses give the math; instances below give the names."""
+
+    name: str
+    form: str  # with E, as reported
+    names: tuple[str, ...]
+    n_inputs: int = 2
+
+    def log_r(self, th: np.ndarray, lx: np.ndarray) -> np.ndarray:
+        """log R for theta (..., p) at centred log inputs lx (n, d) -> (..., n)."""
+        raise NotImplementedError
+
+    def bounds(self) -> tuple[list[float], list[float]]:
+        raise NotImplementedError
+
+    def params(self, th: np.ndarray, center: np.ndarray) -> np.ndarray:
+        """Reported parameters (..., len(names)) from internal theta at centred inputs."""
+        raise NotImplementedError
+
+    def starts(self, lx: np.ndarray, r: np.ndarray) -> list[np.ndarray]:
+        """Initial theta for a target reducible loss ``r`` (n,) > 0."""
+        raise NotImplementedError
+
+    def theta(self, p: np.ndarray) -> np.ndarray:
+        """Internal theta at uncentred inputs from reported parameters (..., len(names))."""
+        p = np.array(p, dtype=float)
+        for i, k in enumerate(self.names):
+            if k in ("A", "B", "N_c", "D_c"):
+                p[..., i] = np.log(p[..., i])
+        return p
+
+    def loss(self, p: np.ndarray, E: np.ndarray | float, x: np.ndarray) -> np.ndarray:
+        """L (m, n) at plain inputs ``x`` (n, d) from reported parameters (m, len(names))
+        or (len(names),) and E (scalar or (m,))."""
+        lr = self.log_r(self.theta(np.atleast_2d(p)), np.log(np.asarray(x, float).reshape(len(x), -1)))
+        return np.exp(np.logaddexp(np.log(np.asarray(E, float))[..., None], lr))
+
+
+def _col(th, i):
+    return np.asarray(th, float)[..., i, None]
+
+
+def _nnls_starts(cols: list[np.ndarray], r: np.ndarray) -> np.ndarray | None:
+    """Non-negative coefficients of ``cols`` fitting ``r`` in relative terms."""
+    M = np.column_stack(cols) / r[:, None]
+    c, _ = nnls(M, np.ones(len(r)))
+    return np.maximum(c, 1e-12 * np.max(c)) if np.max(c) > 0 else None
+
+
+EXP_GRID = (0.1, 0.25, 0.5, 1.0)
+
+
+class Additive(Form):
+    def log_r(self, th, lx):
+        return _lae(_col(th, 0) - _col(th, 2) * lx[:, 0], _col(th, 1) - _col(th, 3) * lx[:, 1])
+
+    def bounds(self):
+        return [-np.inf, -np.inf, EXP_BOUNDS[0], EXP_BOUNDS[0]], [np.inf, np.inf, EXP_BOUNDS[1], EXP_BOUNDS[1]]
+
+    def params(self, th, c):
+        th = np.asarray(th, float)
+        return np.stack([np.exp(th[..., 0] + th[..., 2] * c[0]), np.exp(th[..., 1] + th[..., 3] * c[1]),
+                         th[..., 2], th[..., 3]], axis=-1)
+
+    def starts(self, lx, r):
+        out = []
+        for al in EXP_GRID:
+            for be in EXP_GRID:
+                c = _nnls_starts([np.exp(-al * lx[:, 0]), np.exp(-be * lx[:, 1])], r)
+                if c is not None:
+                    out.append(np.array([np.log(c[0]), np.log(c[1]), al, be]))
+        return out
+
+
+class Interaction(Additive):
+    def log_r(self, th, lx):
+        g = _col(th, 4)
+        return g * _lae((_col(th, 0) - _col(th, 2) * lx[:, 0]) / g, (_col(th, 1) - _col(th, 3) * lx[:, 1]) / g)
+
+    def bounds(self):
+        lo, hi = super().bounds()
+        return lo + [GAMMA_BOUNDS[0]], hi + [GAMMA_BOUNDS[1]]
+
+    def params(self, th, c):
+        return np.concatenate([super().params(th, c), np.asarray(th, float)[..., 4:5]], axis=-1)
+
+    def starts(self, lx, r):
+        out = []
+        for th in super().starts(lx, r):
+            for g in (1.0, 0.5, 0.25):
+                # at a smaller gamma the sum of the two terms shrinks toward their max:
+                # scale both up so the start's reducible loss stays about the same
+                t = th.copy()
+                t[:2] += (1 - g) * np.log(2)
+                out.append(np.append(t, g))
+        return out
+
+
+class KaplanE(Form):
+    def log_r(self, th, lx):
+        aN, aD = _col(th, 2), _col(th, 3)
+        return aD * _lae((aN / aD) * (_col(th, 0) - lx[:, 0]), _col(th, 1) - lx[:, 1])
+
+    def bounds(self):
+        return [-np.inf, -np.inf, 1e-4, 1e-3], [np.inf, np.inf, EXP_BOUNDS[1], EXP_BOUNDS[1]]
+
+    def params(self, th, c):
+        th = np.asarray(th, float)
+        return np.stack([np.exp(th[..., 0] + c[0]), np.exp(th[..., 1] + c[1]), th[..., 2], th[..., 3]], axis=-1)
+
+    def starts(self, lx, r):
+        out = []
+        for aD in EXP_GRID:
+            for ratio in (0.3, 1.0, 3.0):
+                z = r ** (1 / aD)  # z = (N_c/N)^ratio + D_c/D, linear in N_c^ratio and D_c
+                c = _nnls_starts([np.exp(-ratio * lx[:, 0]), np.exp(-lx[:, 1])], z)
+                if c is not None:
+                    out.append(np.array([np.log(c[0]) / ratio, np.log(c[1]), ratio * aD, aD]))
+        return out
+
+
+class Product(Form):
+    def log_r(self, th, lx):
+        return _col(th, 0) - _col(th, 1) * lx[:, 0] - _col(th, 2) * lx[:, 1]
+
+    def bounds(self):
+        return [-np.inf, EXP_BOUNDS[0], EXP_BOUNDS[0]], [np.inf, EXP_BOUNDS[1], EXP_BOUNDS[1]]
+
+    def params(self, th, c):
+        th = np.asarray(th, float)
+        return np.stack([np.exp(th[..., 0] + th[..., 1] * c[0] + th[..., 2] * c[1]), th[..., 1], th[..., 2]], axis=-1)
+
+    def starts(self, lx, r):
+        M = np.column_stack([np.ones(len(r)), -lx[:, 0], -lx[:, 1]])
+        th = np.linalg.lstsq(M, np.log(r), rcond=None)[0]
+        return [np.clip(th, [-np.inf, 0, 0], [np.inf, 5, 5])]
+
+
+class Power(Form):
+    def log_r(self, th, lx):
+        return _col(th, 0) - _col(th, 1) * lx[:, 0]
+
+    def bounds(self):
+        return [-np.inf, EXP_BOUNDS[0]], [np.inf, EXP_BOUNDS[1]]
+
+    def params(self, th, c):
+        th = np.asarray(th, float)
+        return np.stack([np.exp(th[..., 0] + th[..., 1] * c[0]), th[..., 1]], axis=-1)
+
+    def starts(self, lx, r):
+        slope, icpt = np.polyfit(lx[:, 0], np.log(r), 1)
+        return [np.array([icpt, float(np.clip(-slope, 0, 5))])] + [np.array([np.log(np.median(r)), al])
+                                                                  for al in EXP_GRID]
+
+
+CHINCHILLA = Additive("chinchilla", "E + A/N^alpha + B/D^beta", ("A", "B", "alpha", "beta"))
+KAPLAN = KaplanE("kaplan", "E + [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", ("N_c", "D_c", "alpha_N", "alpha_D"))
+INTERACTION = Interaction("interaction", "E + [(A/N^alpha)^(1/gamma) + (B/D^beta)^(1/gamma)]^gamma",
+                          ("A", "B", "alpha", "beta", "gamma"))
+PRODUCT = Product("product", "E + A / (N^alpha D^beta)", ("A", "alpha", "beta"))
+JOINT = {f.name: f for f in (CHINCHILLA, KAPLAN, INTERACTION, PRODUCT)}
+POWER = Power("power", "E + A x^-alpha", ("A", "alpha"), n_inputs=1)
+
+
+@dataclass
+class Fit:
+    """A form fitted to rows ``x`` (n, d), losses ``y``; E fixed at ``floor`` or free."""
+
+    form: Form
+    theta: np.ndarray  # internal; with a free E its last entry is log E
+    center: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    floor: float | None
+    starts_agreeing: int = 1
+    n_starts: int = 1
+    delta: float | None = None  # Huber delta of the objective; None: least squares
+    boot: np.ndarray | None = None  # (R, p) internal parameters of the bootstrap refits
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.theta)
+
+    def _lx(self, x):
+        x = np.asarray(x, float)
+        return np.log(x if x.ndim == 2 else x[:, None]) - self.center
+
+    def log_pred_at(self, th: np.ndarray, x: np.ndarray) -> np.ndarray:
+        th = np.asarray(th, float)
+        if self.floor is not None:
+            return np.logaddexp(np.log(self.floor), self.form.log_r(th, self._lx(x)))
+        return np.logaddexp(th[..., -1, None], self.form.log_r(th[..., :-1], self._lx(x)))
+
+    def predict(self, x: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+        return np.exp(self.log_pred_at(self.theta if theta is None else theta, x))
+
+    @property
+    def log_residuals(self) -> np.ndarray:
+        """log predicted - log observed, in input order."""
+        return self.log_pred_at(self.theta, self.x) - np.log(self.y)
+
+    @property
+    def rms_log(self) -> float:
+        return float(np.sqrt(np.mean(self.log_residuals ** 2)))
+
+    @property
+    def r2_log(self) -> float:
+        ly = np.log(self.y)
+        ss = float(np.sum((ly - ly.mean()) ** 2))
+        return 1.0 - float(np.sum(self.log_residuals ** 2)) / ss if ss > 0 else float("nan")
+
+    @property
+    def objective(self) -> float:
+        """What the fit minimised: the sum of squared log residuals, or their summed Huber loss."""
+        return float(_huber(self.log_residuals, self.delta))
+
+    def params_array(self, th: np.ndarray) -> np.ndarray:
+        th = np.asarray(th, float)
+        if self.floor is not None:
+            return self.form.params(th, self.center)
+        return np.concatenate([np.exp(th[..., -1:]), self.form.params(th[..., :-1], self.center)], axis=-1)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.form.names if self.floor is not None else ("E",) + self.form.names
+
+    @property
+    def params(self) -> dict[str, float]:
+        return dict(zip(self.names, self.params_array(self.theta).tolist()))
+
+    def boot_params(self) -> np.ndarray | None:
+        if self.boot is None:
+            return None
+        p = self.params_array(self.boot)
+        return p[np.all(np.isfinite(p), axis=1)]
+
+    def at_bound(self) -> list[str]:
+        """Parameters whose bootstrap draws reach a search bound in 2.5% or more of the
+        resamples: their interval is cut there, not by the data."""
+        if self.boot is None:
+            return []
+        lo, hi = _bounds(self.form, np.log(self.y), self.floor)
+        lo, hi = np.asarray(lo)[:len(self.form.names)], np.asarray(hi)[:len(self.form.names)]
+        th = self.boot[:, :len(self.form.names)] if self.floor is not None else self.boot[:, :-1]
+        hit = np.mean((np.abs(th - lo) < 1e-6) | (np.abs(th - hi) < 1e-6), axis=0) >= 0.025
+        return [k for k, h in zip(self.form.names, hit) if h]
+
+    def ci95(self) -> dict[str, list[float]] | None:
+        p = self.boot_params()
+        if p is None or len(p) == 0:
+            return None
+        lo, hi = np.percentile(p, [2.5, 97.5], axis=0)
+        return {k: [float(a), float(b)] for k, a, b in zip(self.names, lo, hi)}
+
+
+def _residual_fn(form: Form, lx, logy, floor):
+    def res(th):
+        lr = form.log_r(th if floor is not None else th[..., :-1], lx)
+        return np.logaddexp(np.log(floor) if floor is not None else th[..., -1, None], lr) - logy
+    return res
+
+
+def _huber(r: np.ndarray, delta: float | None) -> np.ndarray:
+    """Summed Huber loss over the last axis (delta None: the sum of squares)."""
+    if delta is None:
+        return np.sum(r * r, axis=-1)
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=-1)
+
+
+def _solve(form: Form, lx, logy, floor, th0, lo, hi, delta):
+    loss = {} if delta is None else {"loss": "huber", "f_scale": delta}
+    return least_squares(_residual_fn(form, lx, logy, floor), np.clip(th0, lo, hi), bounds=(lo, hi),
+                         x_scale="jac", **LSQ, **loss)
+
+
+def _bounds(form: Form, logy, floor):
+    lo, hi = form.bounds()
+    if floor is None:
+        lo, hi = lo + [float(np.min(logy)) - NEGLIGIBLE_LOG], hi + [float(np.max(logy))]
+    return lo, hi
+
+
+def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = None,
+             delta: float | None = None) -> Fit:
+    """Fit in log L: the form's start grid is scored and its best REFINE starts refined
+    (scipy's trust-region reflective least squares, with a Huber loss when ``delta``);
+    the best result is kept. With a free E the grid is repeated for E at 0, 0.5, 0.8 and
+    0.95 of the lowest loss."""
+    x = np.asarray(x, float)
+    x = x if x.ndim == 2 else x[:, None]
+    y = np.asarray(y, float)
+    center = np.log(x).mean(axis=0)
+    lx, logy = np.log(x) - center, np.log(y)
+    lo, hi = _bounds(form, logy, floor)
+    fracs = [None] if floor is not None else [0.0, 0.5, 0.8, 0.95]
+    starts = []
+    for f in fracs:
+        e0 = floor if f is None else f * y.min()
+        r = np.maximum(y - e0, 1e-3 * (y.max() - e0) + 1e-12)
+        lne = [] if f is None else [np.log(e0) if f > 0 else lo[-1] + 1.0]
+        starts += [np.clip(np.append(th, lne), lo, hi) for th in form.starts(lx, r)]
+    starts = np.array(starts)
+    score = _huber(_residual_fn(form, lx, logy, floor)(starts), delta)
+    score[~np.isfinite(score)] = np.inf
+    results = [_solve(form, lx, logy, floor, starts[i], lo, hi, delta)
+               for i in np.argsort(score, kind="stable")[:REFINE]]
+    costs = np.array([r.cost if np.all(np.isfinite(r.x)) else np.inf for r in results])
+    best = results[int(np.argmin(costs))]
+    agree = int(np.sum(costs <= best.cost * (1 + 1e-6) + 1e-14))
+    return Fit(form=form, theta=best.x, center=center, x=x, y=y, floor=floor, delta=delta,
+               starts_agreeing=agree, n_starts=len(results))
+
+
+def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0) -> Fit:
+    """Attach ``n_resamples`` parametric-bootstrap refits: log L* = fitted log L + s z,
+    z standard normal, the noise level from the residuals, s = sigma sqrt((n - p) / X),
+    sigma^2 = RSS / (n - p) and X ~ chi-squared(n - p).
+
+    Drawing s, not fixing it at sigma, carries the uncertainty of the noise level itself,
+    which with 6 points and 2 parameters is large: for a linear law with normal noise it
+    reproduces Student-t intervals (with sigma fixed, 95% intervals on 6 rows covered 77%
+    in our coverage test). Each refit starts from the point estimate. Seeded by (seed,
+    crc32(form name, E free or fixed, n)) so each law has its own fixed stream."""
+    n, p = len(fit.y), fit.n_params
+    if n_resamples <= 0 or n <= p:
+        fit.extra["bootstrap_skipped"] = f"{n} points for {p} parameters" if n <= p else "no resamples asked"
+        return fit
+    rng = np.random.default_rng([seed, zlib.crc32(f"{fit.form.name}/{fit.floor is None}/{n}".encode())])
+    sigma = float(np.sqrt(np.sum(fit.log_residuals ** 2) / (n - p)))
+    base = fit.log_pred_at(fit.theta, fit.x)
+    lx = np.log(fit.x) - fit.center
+    out = np.full((n_resamples, p), np.nan)
+    for i in range(n_resamples):
+        s = sigma * np.sqrt((n - p) / rng.chisquare(n - p))
+        logy = base + s * rng.standard_normal(n)
+        lo, hi = _bounds(fit.form, logy, fit.floor)
+        out[i] = _solve(fit.form, lx, logy, fit.floor, fit.theta, lo, hi, fit.delta).x
+    fit.boot = out
+    return fit

@@ -1,0 +1,144 @@
+"""``harness-predict``: a fitted law's prediction for a run not yet trained.
+
+    harness-predict RESULTS_DIR (--n N --d D | --c C) [--law NAME] [--json]
+
+Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval combines
+the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
+and run-to-run noise (the law's residual spread, ``noise_log``) in quadrature on the
+log scale. With ``--c`` it prints the compute-optimal N, D and loss on the law's
+surface at C = 6 N D and a ``harness-train`` line for a model of about that size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from harness.analysis.compute_optimal import numeric_n_opt, optimal_nd
+from harness.analysis.forms import JOINT
+
+Z95 = 1.959964
+
+
+def load(results_dir: str | Path) -> dict:
+    path = Path(results_dir) / "fit.json"
+    if not path.is_file():
+        raise SystemExit(f"harness-predict: error: no fit.json in {results_dir} (run harness-fit first)")
+    return json.loads(path.read_text())
+
+
+def _law(fit: dict, name: str | None) -> tuple[str, dict]:
+    name = name or fit.get("selected") or "chinchilla"
+    law = fit["laws"].get(name)
+    if name not in JOINT or not law or not law.get("params"):
+        fitted = [k for k in JOINT if (fit["laws"].get(k) or {}).get("params")]
+        raise SystemExit(f"harness-predict: error: no fitted joint law {name!r}; choose from {fitted}")
+    return name, law
+
+
+def _split(name: str, law: dict, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(form parameters (m, k), E (m,)) from reported parameter rows in ``params`` order."""
+    keys = list(law["params"])
+    form = JOINT[name]
+    cols = [keys.index(k) for k in form.names]
+    E = P[:, keys.index("E")] if "E" in keys else np.full(len(P), law["fixed"]["E"])
+    return P[:, cols], E
+
+
+def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
+    """Loss at (N, D) with a 95% prediction interval."""
+    name, law = _law(fit, law_name)
+    form = JOINT[name]
+    x = np.array([[float(N), float(D)]])
+    p0, e0 = _split(name, law, np.array([list(law["params"].values())]))
+    loss = float(form.loss(p0, e0, x)[0, 0])
+    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, "loss": loss, "interval": None}
+    boot = law.get("bootstrap_params")
+    noise = float(law.get("noise_log") or 0.0)
+    if boot:
+        pb, eb = _split(name, law, np.array(boot, float))
+        lb = np.log(form.loss(pb, eb, x)[:, 0])
+        lo, hi = np.percentile(lb, [2.5, 97.5])
+        c = math.log(loss)
+        half_lo, half_hi = math.hypot(c - lo, Z95 * noise), math.hypot(hi - c, Z95 * noise)
+        out["interval"] = [math.exp(c - half_lo), math.exp(c + half_hi)]
+        out["interval_method"] = ("bootstrap parameter spread and the fit's residual noise in quadrature, on log L"
+                                  f" ({len(boot)} draws, noise_log {noise:.3g})")
+    floor = (fit.get("floor") or {}).get("value")
+    if floor is not None and loss < floor:
+        out["below_floor"] = True
+    return out
+
+
+def optimal(fit: dict, C: float, law_name: str | None = None) -> dict:
+    """The compute-optimal N, D and loss at compute C on the law's surface."""
+    name, law = _law(fit, law_name)
+    form = JOINT[name]
+    p0, _ = _split(name, law, np.array([list(law["params"].values())]))
+    n_range = tuple((fit.get("compute_optimal") or {}).get("n_range") or (1.0, 1e13))
+    if name == "chinchilla":
+        n_opt = float(optimal_nd(C, *p0[0])[0])
+    else:
+        n_opt = float(numeric_n_opt(form, p0, C, n_range)[0])
+    if not math.isfinite(n_opt):
+        return {"law": name, "C": C, "N": None, "D": None, "loss": None, "interval": None,
+                "reason": f"{name} has no compute-optimal size near C = {C:.3g}: the loss keeps falling along C = 6ND"}
+    out = predict(fit, n_opt, C / (6 * n_opt), name)
+    out["C"] = C
+    return out
+
+
+def train_line(N: float, D: float) -> str:
+    """A harness-train line for a model of about N non-embedding parameters (depth 2,
+    16-dim heads, the default MLP ratio 4: 12 * depth * width^2 parameters)."""
+    depth = 2
+    width = max(16, int(round(math.sqrt(N / (12 * depth)) / 16)) * 16)
+    return (f"harness-train model.width={width} model.depth={depth} model.heads={width // 16} "
+            f"data.tokens={int(round(D))}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness-predict", description="Predict the final loss of an untrained run "
+                                "from a fitted results folder (reads fit.json; no refit).")
+    p.add_argument("results_dir")
+    p.add_argument("--n", type=float, help="non-embedding parameters N")
+    p.add_argument("--d", type=float, help="training tokens D")
+    p.add_argument("--c", type=float, help="compute C = 6 N D: give the compute-optimal N, D and loss")
+    p.add_argument("--law", help="a joint law in fit.json (default: the selected one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    if (args.c is None) == (args.n is None or args.d is None) or (args.c is not None and (args.n or args.d)):
+        p.error("give either --n N --d D, or --c C")
+    for v in (args.n, args.d, args.c):
+        if v is not None and not v > 0:
+            p.error("N, D and C must be positive")
+    fit = load(args.results_dir)
+    res = optimal(fit, args.c, args.law) if args.c is not None else predict(fit, args.n, args.d, args.law)
+    if args.c is not None and res.get("N"):
+        res["train"] = train_line(res["N"], res["D"])
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    if res.get("loss") is None:
+        print(res["reason"])
+        return 1
+    iv = res["interval"]
+    print(f"{res['law']}: N = {res['N']:.4g}, D = {res['D']:.4g} (C = {res['C']:.4g} FLOPs): loss {res['loss']:.4f} "
+          f"nats/token" + (f", 95% prediction interval [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else " (no interval)")
+          + (" -- below the floor" if res.get("below_floor") else ""))
+    if res.get("train"):
+        print(res["train"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
