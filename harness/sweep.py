@@ -35,7 +35,7 @@ from harness.config import ConfigError, to_container
 from harness.validation import validate
 from harness.model import flops_per_token, gpt_config, planned_tokens
 from harness.records import ResultsLayout
-from harness.tracking import Tracker
+from harness import tracking
 from harness.train import pack_key, train, train_packed
 
 
@@ -240,16 +240,8 @@ def finish_sweep(cfg: Any) -> dict:
 
 
 def log_analysis(cfg: Any, fit: dict, figures: list[Path]) -> None:
-    tracker = Tracker(cfg.wandb, name=f"{cfg.sweep.name}-analysis", group=cfg.sweep.name,
-                      job_type="analysis", config={"sweep": cfg.sweep.name}, directory=ResultsLayout.of(cfg).root)
-    rows = []
-    for law, res in (fit.get("laws") or {}).items():
-        for name, value in (res.get("params") or {}).items():
-            lo, hi = (res.get("ci95") or {}).get(name, [None, None])
-            rows.append([law, name, value, lo, hi])
-    tracker.log_table("fit", ["law", "param", "value", "ci95_lo", "ci95_hi"], rows)
-    tracker.log_images(list(figures))
-    tracker.finish()
+    """The sweep's wandb analysis run (harness.tracking.log_analysis)."""
+    tracking.log_analysis(cfg.wandb, ResultsLayout.of(cfg).root, fit, figures, sweep=cfg.sweep.name)
 
 
 class SweepCallback(Callback):

@@ -623,6 +623,12 @@ class _FakeRun:
             raise ConnectionError("wandb log: server went away")
         self.logged.append(step)
 
+    def define_metric(self, name, **kw):
+        pass
+
+    def log_artifact(self, artifact):
+        pass
+
     def finish(self, exit_code=0):
         if "finish" in self.fail:
             raise RuntimeError("wandb finish: upload failed")
@@ -631,6 +637,7 @@ class _FakeRun:
 def _fake_wandb(monkeypatch, init):
     mod = types.ModuleType("wandb")
     mod.Settings = lambda **kw: kw
+    mod.Artifact = lambda name, type: types.SimpleNamespace(add_file=lambda *a, **k: None)
     mod.init = init
     monkeypatch.setitem(sys.modules, "wandb", mod)
     monkeypatch.setattr(tracking, "_online_failed", False)

@@ -46,7 +46,10 @@ def test_joblib_sweep_then_its_end_fits_draws_and_reports(tmp_path, monkeypatch)
 
     real = harness.analysis.fit_results_dir
     monkeypatch.setattr(harness.analysis, "fit_results_dir", functools.partial(real, n_resamples=100))
-    runs = _fake_wandb(monkeypatch)
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the analysis run, to real wandb, read back below
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home"))
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=[*GRID[:3], "sweep.fit=true", f"results_dir={tmp_path}"])
     finish_sweep(cfg)
@@ -68,52 +71,20 @@ def test_joblib_sweep_then_its_end_fits_draws_and_reports(tmp_path, monkeypatch)
     report = (root / "report.md").read_text()
     assert "](figures/scaling_laws.png)" in report
 
-    # ... and one wandb run of job_type analysis with the fit table and every figure
-    (run,) = runs
-    assert run.init["job_type"] == "analysis" and run.init["name"] == "tiny-analysis"
-    logged = {k: v for d in run.logged for k, v in d.items()}
-    table = logged["fit"]
-    assert table.columns == ["law", "param", "value", "ci95_lo", "ci95_hi"]
-    assert {(r[1], r[2]) for r in table.data if r[0] == "chinchilla"} == set(chin["params"].items())
-    assert {k for k, v in logged.items() if isinstance(v, _Image)} == {f[:-4] for f in figures}
-    assert run.finished
+    # ... and one wandb run of job_type analysis: the selected law's parameters, the fit
+    # table (every law's parameters), every figure, and the artifact
+    from test_wandb_offline import read_runs
 
-
-class _Image:
-    def __init__(self, path):
-        self.path = path
-
-
-class _Table:
-    def __init__(self, columns, data):
-        self.columns, self.data = columns, data
-
-
-class _Run:
-    id = "fake"
-
-    def __init__(self, init):
-        self.init, self.logged, self.summary, self.finished = init, [], {}, False
-
-    def log(self, data, step=None):
-        self.logged.append(data)
-
-    def finish(self, exit_code=0):
-        self.finished = True
-
-
-def _fake_wandb(monkeypatch) -> list:
-    """A stand-in wandb module that keeps what it is given (no files, no network)."""
-    import types
-
-    from harness import tracking
-
-    runs: list = []
-    mod = types.ModuleType("wandb")
-    mod.Settings = lambda **kw: kw
-    mod.Image, mod.Table = _Image, _Table
-    mod.init = lambda mode, **kw: runs.append(_Run({"mode": mode, **kw})) or runs[-1]
-    monkeypatch.setitem(sys.modules, "wandb", mod)
-    monkeypatch.setattr(tracking, "_online_failed", False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    return runs
+    (run,) = read_runs(root / "wandb")
+    assert run["job_type"] == "analysis" and run["name"] == "tiny-analysis" and run["exit"] == 0
+    selected = fit.get("selected") or "chinchilla"
+    for name, value in fit["laws"][selected]["params"].items():
+        assert run["summary"][f"fit/{name}"] == pytest.approx(value)
+    n_params = sum(len(law.get("params") or {}) for law in fit["laws"].values())
+    assert run["summary"]["fit.nrows"] == n_params and run["summary"]["runs.nrows"] == 12
+    logged = {k.split(".")[0] for h in run["history"] for k in h}
+    assert {f[:-4] for f in figures} <= logged
+    (art,) = [a for a in run["artifacts"] if a["type"] == "analysis"]
+    paths = {c["path"] for c in art["manifest"]["contents"]}
+    assert {"fit.json", "runs.csv", "report.md"} <= paths and sum(p.startswith("runs/") for p in paths) == 12
+    assert {f"figures/{f}" for f in figures} <= paths

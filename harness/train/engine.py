@@ -65,6 +65,7 @@ class Engine:
 
     def __init__(self, runs: list[Any], gcfg: GPTConfig, device: torch.device, autocast: Callable):
         self.runs, self.gcfg, self.device, self.autocast = runs, gcfg, device, autocast
+        self.grad_norms: dict[int, torch.Tensor] = {}  # row -> its last step's gradient norm (0-d)
         built = [self.build(row) for row in range(len(runs))]
         self.models = [m for m, _ in built]
         self.optimizers = [o for _, o in built]
@@ -104,8 +105,8 @@ class Engine:
         loss.sum().backward()
         for row in rows:
             clip = self.runs[row].cfg.train.grad_clip
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.models[row].parameters(), clip)
+            if clip > 0:  # the norm before clipping, kept on the device: the loop reads it with the losses
+                self.grad_norms[row] = torch.nn.utils.clip_grad_norm_(self.models[row].parameters(), clip)
             self.optimizers[row].step()
             self.optimizers[row].zero_grad(set_to_none=True)
         return loss.detach()

@@ -15,8 +15,8 @@ uninterrupted run would have.
 
 On a GPU every token tensor stays on the device, the forward runs under bf16
 autocast with fused AdamW and SDPA attention. The step never waits for the device:
-losses are read back (a host sync) only every 10 steps, at evaluations and before a
-checkpoint.
+losses (and, for wandb, the gradient norms) are read back in one host sync, only every
+10 steps, at evaluations and before a checkpoint.
 
 Curve points record ``tokens`` seen, ``flops`` = 6·N·tokens (Kaplan's convention,
 non-embedding N, the same as the record's ``flops_6nd``), the mean training loss
@@ -36,9 +36,8 @@ from harness import slurm
 from harness.data import TokenData
 from harness.data.probe_sets import evaluate_probes
 from harness.hardware import autocast_for, is_oom, peak_flops, resolve_device, resolve_precision
-from harness.tracking import Tracker, resolve_mode
 from harness.train.engine import Engine, PackedEngine, SingleEngine, pack_key
-from harness.train.run import Run
+from harness.train.run import Run, probe_row
 from harness.train.signals import deferred_stop
 
 OnEval = Callable[[dict], None]
@@ -60,7 +59,8 @@ def train_packed(cfgs: list) -> list[dict]:
     writes the record a lone run writes (same ``run_id``, plus ``packed``: the pack's
     size and the other run ids). Returns the records in config order. Everything a
     lone run does, a packed run does, except ``train.compile`` (ignored, with a
-    warning) and wandb (records only: wandb holds one run per process)."""
+    warning). wandb holds one live run per process, so each packed run gets its wandb
+    run when it ends, with its curve replayed from the record."""
     if not cfgs:
         raise ValueError("nothing to pack")
     if len({pack_key(c) for c in cfgs}) > 1:
@@ -106,15 +106,12 @@ def _train_runs(cfgs: list, on_eval: OnEval | None, packed: bool, stop: dict) ->
             raise ValueError("packed runs must build the same GPTConfig (same data vocabulary)")
         if packed and any(r.cfg.train.compile for r in ready):
             warnings.warn("train.compile is ignored when runs are packed")
-        if packed and any(resolve_mode(r.cfg.wandb.mode) != "disabled" for r in ready):
-            warnings.warn("wandb logs lone runs only: packed runs write their records, not wandb runs")
         engine = (PackedEngine if packed else SingleEngine)(ready, ready[0].gcfg, device,
                                                             autocast_for(precision, device))
         for row, r in enumerate(ready):
             r.restore(engine, row)
-            if not packed:  # wandb holds one run per process: packed runs are recorded only
-                r.tracker = Tracker(r.cfg.wandb, name=r.rid, group=r.cfg.sweep.name, job_type="train",
-                                    config=r.config, directory=r.layout.root, resume_id=r.wandb_id)
+            if not packed:  # one live wandb run per process: packed runs are logged as they end (Run.end)
+                r.open_tracker()
         loop(engine, ready, stop, on_eval)
     except KeyboardInterrupt:
         why = stop.get("signal", "KeyboardInterrupt")
@@ -157,15 +154,21 @@ def loop(engine: Engine, runs: list[Run], stop: dict, on_eval: OnEval | None = N
                     for r in runs)
         due = {row: _due(runs[row], stopping, timed) for row in active}
         checked = [row for row in active if due[row]["check"]]
-        # host syncs only every 10 steps, at evals and before a checkpoint (never save a diverged state)
-        means = torch.stack([runs[row].state.loss_sum / runs[row].state.loss_count for row in checked]).tolist() \
-            if checked else []
-        train_loss = dict(zip(checked, means))
+        # host syncs only every 10 steps, at evals and before a checkpoint (never save a diverged state);
+        # the gradient norms (for wandb) come back in the same read
+        norms = [engine.grad_norms[row] for row in checked if row in engine.grad_norms]
+        read = torch.stack([runs[row].state.loss_sum / runs[row].state.loss_count for row in checked]
+                           + [n.float() for n in norms]).tolist() if checked else []
+        train_loss = dict(zip(checked, read))
+        grad_norm = dict(zip([row for row in checked if row in engine.grad_norms], read[len(checked):]))
         for row in checked:
             r = runs[row]
             if not math.isfinite(train_loss[row]) or train_loss[row] > r.cfg.train.diverge_factor * r.state.first_loss:
                 r.end("diverged", f"training loss {train_loss[row]:.4g} at step {r.state.step} "
                                   f"(first {r.state.first_loss:.4g})")
+        for row in checked:
+            if not runs[row].ended:
+                _log_train(runs[row], train_loss[row], grad_norm.get(row))
         if checked:
             if len(runs) == 1 and not runs[0].ended:
                 bar.set_postfix(loss=f"{train_loss[active[0]]:.3f}", refresh=False)
@@ -192,6 +195,27 @@ def loop(engine: Engine, runs: list[Run], stop: dict, on_eval: OnEval | None = N
         if stopping and active:
             raise KeyboardInterrupt
     bar.close()
+
+
+def _log_train(r: Run, mean: float, grad_norm: float | None) -> None:
+    """A wandb row of run ``r`` at a loss check (every 10 steps): the mean training loss
+    over the steps since its previous row, derived from the running mean the loop has
+    read anyway, the schedule's lr of the last step (peak x schedule, before μP's per-group
+    scale) and the gradient norm before clipping (when ``train.grad_clip`` > 0)."""
+    if r.tracker is None or r.tracker.run is None:
+        return
+    s = r.state
+    total, count = mean * s.loss_count, s.loss_count
+    prev_total, prev_count = r.logged
+    r.logged = (total, count)
+    if count <= prev_count:
+        return
+    tokens = s.step * r.batch_tokens
+    row = {"tokens": tokens, "flops_6nd": 6.0 * r.n_nonemb * tokens, "train/loss": (total - prev_total) / (count - prev_count),
+           "train/lr": r.lr * r.lr_mult(s.step - 1)}
+    if grad_norm is not None:
+        row["train/grad_norm"] = grad_norm
+    r.tracker.log(row, step=s.step)
 
 
 def _due(r: Run, stopping: bool, timed: bool) -> dict:
@@ -228,8 +252,8 @@ def _evaluate(engine: Engine, runs: list[Run], rows: list[int], train_loss: dict
         s.curve.append(point)
         s.loss_sum.zero_()
         s.loss_count = 0
-        if r.tracker is not None:
-            r.tracker.log({"train/loss": train_loss[row], "val/loss": val_loss, "tokens": tokens,
-                           "flops_6nd": point["flops"], "lr": r.lr * r.lr_mult(s.step - 1)}, step=s.step)
+        r.logged = (0.0, 0)
+        if r.tracker is not None:  # merges with the step's train/ row
+            r.tracker.log({"val/loss": val_loss, **probe_row(point.get("probes") or [])}, step=s.step)
         done.append(row)
     return done

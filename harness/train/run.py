@@ -23,7 +23,7 @@ from harness.hardware import record_device, versions
 from harness.model import GPTConfig, flops_per_token, gpt_config, param_counts, planned_tokens
 from harness.records import ResultsLayout, RunRecord
 from harness.schedule import lr_multiplier, warmup_steps
-from harness.tracking import Tracker
+from harness.tracking import Tracker, resolve_mode
 from harness.train.engine import Engine
 from harness.train.state import TrainState
 
@@ -58,7 +58,8 @@ class Run:
                                   **slurm.job_info()}  # slurm_job_id, requeues: only inside SLURM
         self.precision = precision
         self.tracker: Tracker | None = None
-        self.wandb_id: str | None = None
+        self.wandb_id: str | None = None  # the wandb run a restored checkpoint was logging to
+        self.logged = (0.0, 0)  # train loss sum and step count at the last train/ row since the last point
         self.start = time.time()
         self.probe_time = 0.0
         self.ended = False
@@ -151,6 +152,44 @@ class Run:
             "wandb_id": self.tracker.id if self.tracker else None, "wall_time_s": time.time() - self.start,
         })
 
+    # -- wandb ------------------------------------------------------------------------------
+
+    def open_tracker(self) -> None:
+        """This run's wandb run: named, tagged, configured with the derived counts, on the
+        tokens axis. A resumed run continues its wandb run (same id); any other run that
+        starts with a curve (a WSD branch, a resume without a wandb id, a packed run
+        logged at its end) replays it, so each record is one wandb run with a whole curve."""
+        cfg = self.cfg
+        if resolve_mode(cfg.wandb.mode) == "disabled":
+            self.tracker = Tracker(cfg.wandb, name=self.rid, group="", job_type="train", config={},
+                                   directory=self.layout.root)  # a no-op tracker, built without a git call
+            return
+        tags = [cfg.sweep.name, cfg.train.schedule, cfg.model.parametrization, cfg.data.source]
+        self.tracker = Tracker(cfg.wandb, name=self.run_name(), group=cfg.sweep.name, job_type="train",
+                               config={**self.config, **self.derived()}, directory=self.layout.root,
+                               resume_id=self.wandb_id, tags=[str(t) for t in tags])
+        self.tracker.define_metrics()
+        if self.wandb_id is None:
+            for point in self.state.curve:
+                self.tracker.log(point_row(point), step=point["step"])
+
+    def run_name(self) -> str:
+        """``w64-d2-D1.6M-lr3e-03-s0``: width, depth, tokens, peak lr and seed (the run id is in config)."""
+        m, rec = self.cfg.model, self.record
+        tokens = rec.get("tokens") or self.cfg.data.tokens
+        lr = rec.get("lr") or self.cfg.train.lr
+        return "-".join([f"w{m.width}", f"d{m.depth}"] + ([f"D{_short(tokens)}"] if tokens else [])
+                        + ([f"lr{lr:.0e}"] if lr else []) + [f"s{self.cfg.train.seed}"])
+
+    def derived(self) -> dict:
+        """What the config implies: N (all three counts), D, C, peak lr, ids and the git commit."""
+        rec = self.record
+        keys = ("params_total", "params_embedding", "params_nonembedding", "tokens", "steps", "flops_6nd", "flops")
+        out = {k: rec[k] for k in keys if k in rec}
+        out.update(run_id=self.rid, family_id=checkpoint.family_id(self.config), lr_peak=rec.get("lr"),
+                   git_commit=(rec.get("versions") or versions()).get("git"))
+        return out
+
     # -- the end --------------------------------------------------------------------------
 
     def complete(self, elapsed: float, steps_run: int, peak: float | None) -> None:
@@ -182,12 +221,40 @@ class Run:
         if status is not None:
             self.record.update(status=status, error=error)
         self.record["wall_time_s"] = time.time() - self.start
-        records.write_record(self.record, self.cfg.results_dir)
-        if self.tracker is not None:
-            keys = ("status", "final_train_loss", "final_val_loss", "params_nonembedding", "params_total",
-                    "tokens", "flops_6nd", "flops", "entropy_floor", "tokens_per_s", "mfu")
-            self.tracker.summary({k: self.record.get(k) for k in keys if self.record.get(k) is not None})
-            self.tracker.finish(STATUS_EXIT.get(self.record["status"], 1))
+        path = records.write_record(self.record, self.cfg.results_dir)
+        if self.tracker is None:  # failed before training, or packed: log the run (and its curve) now
+            self.open_tracker()
+        rec = self.record
+        keys = ("status", "error", "wall_time_s", "steps", "tokens_per_s", "mfu", "final_train_loss",
+                "final_val_loss", "params_nonembedding", "params_total", "tokens", "flops_6nd", "flops",
+                "entropy_floor", "resumed_from_step", "branched_from_step")
+        summary = {k: rec.get(k) for k in keys if rec.get(k) is not None}
+        summary["lr"] = rec.get("lr")  # the peak: history logs the schedule's lr as train/lr
+        self.tracker.summary({k: v for k, v in summary.items() if v is not None})
+        if path is not None:
+            self.tracker.log_artifact(f"record-{self.rid}", "run-record", {Path(path): Path(path).name})
+        self.tracker.finish(STATUS_EXIT.get(rec["status"], 1))
+
+
+def point_row(point: dict) -> dict:
+    """A curve point as a wandb history row (the eval interval's mean train loss)."""
+    row = {"tokens": point["tokens"], "flops_6nd": point["flops"], "train/loss": point["train_loss"],
+           "val/loss": point["val_loss"]}
+    row.update(probe_row(point.get("probes") or []))
+    return row
+
+
+def probe_row(buckets: list[dict]) -> dict:
+    """Per-bucket probe metrics as ``probe/<bucket>/<metric>`` keys."""
+    return {f"probe/{b['bucket']}/{k}": b[k] for b in buckets for k in ("loss", "accuracy", "logprob")
+            if b.get(k) is not None}
+
+
+def _short(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(int(n))
 
 
 def _data(cfg: Any, n_tokens: int, cache: dict[str, TokenData], device: torch.device) -> TokenData:
