@@ -189,3 +189,20 @@ def test_a_wsd_branch_replays_the_shared_curve(tiny_cfg):
     evals = [h["_step"] for h in run["history"] if "val/loss" in h]
     assert evals == [p["step"] for p in branch["curve"]] and evals[0] == 6  # from the trunk's start, not step 24
     assert run["summary"]["branched_from_step"] == 24
+
+
+def test_harness_fit_logs_the_analysis_run_when_asked(tmp_path):
+    """``harness-fit RESULTS_DIR --wandb offline``: the same analysis run a sweep's end logs."""
+    from harness.analysis.cli import main
+
+    root = tmp_path / "cpu"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "results" / "cpu" / "runs", root / "runs")
+    assert main([str(root), "--resamples", "0", "--jobs", "1", "--no-figures", "--wandb", "offline"]) == 0
+    (analysis,) = [r for r in read_runs(root / "wandb") if r["job_type"] == "analysis"]
+    fit = json.loads((root / "fit.json").read_text())
+    sel = fit["selected"]
+    assert analysis["summary"]["selected"] == sel
+    assert analysis["summary"]["fit/alpha"] == pytest.approx(fit["laws"][sel]["params"]["alpha"])
+    (art,) = [a for a in analysis["artifacts"] if a["type"] == "analysis"]
+    paths = {c["path"] for c in art["manifest"]["contents"]}
+    assert {"fit.json", "report.md", "runs.csv"} <= paths and sum(p.startswith("runs/") for p in paths) == 24

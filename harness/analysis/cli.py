@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.analysis.errors import TableError
 from harness.analysis.pipeline import N_JOBS, N_RESAMPLES, SEED, fit_results_dir, fit_table
 from harness.analysis.table import from_csv
+from harness.tracking import log_analysis, wandb_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
     p.add_argument("--jobs", type=int, default=N_JOBS, help=f"bootstrap worker processes (default {N_JOBS})")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--wandb", choices=["online", "offline", "disabled"], default="disabled",
+                   help="also log the fit as a wandb analysis run (offline: into the output folder's wandb/)")
     return p
 
 
@@ -103,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"harness-fit: error: {e}", file=sys.stderr)
             return 2
     print(_summary(res))
+    if args.wandb != "disabled":
+        out = Path(args.out) if args.out else (Path(args.results_dir) if args.results_dir else out)
+        root = Path(args.results_dir) if args.results_dir else out
+        log_analysis(wandb_settings(args.wandb), root, res["fit"], [Path(f) for f in res["figures"]], out=out)
     return 0
 
 
