@@ -85,8 +85,12 @@ def sweep_main() -> None:
     except ConfigError as e:
         _fail("harness-sweep", e)
     axes = ", ".join(f"{k} ({len(v)})" for k, v in info["axes"].items()) or "none"
-    print(f"[{info['sweep']}] {info['total']} runs over {axes}; {info['already_done']} already done and will be skipped")
     first = info["configs"][0]
+    if info["already_done"] == info["total"]:  # a finished sweep: one line, then the refit; nothing launched
+        print(f"[{info['sweep']}] all {info['total']} runs over {axes} already done; refitting them")
+        finish_sweep(first)
+        return
+    print(f"[{info['sweep']}] {info['total']} runs over {axes}; {info['already_done']} already done and will be skipped")
     if first.sweep.pack > 0:  # packed runs replace Hydra's one-job-per-run launch
         run_packs(info["configs"], first.sweep.pack)
         finish_sweep(first)

@@ -44,7 +44,10 @@ def test_sweep_writes_records_and_csv_then_resume_recomputes_nothing(tmp_path):
     assert len(csv) == 5
     again = run_sweep(tmp_path)
     assert again.returncode == 0
-    assert "4 already done" in again.stdout
+    assert "all 4 runs over" in again.stdout and "already done; refitting them" in again.stdout
+    assert "skipped" not in again.stdout.replace("skipped as already done", "")  # no line per run
+    assert "runs done" not in again.stdout  # ... and no progress line per run: a finished sweep is quiet
+    assert "4 ok" in again.stdout  # the summary still comes
     assert snapshot(runs) == before  # not one record rewritten
 
 
