@@ -209,6 +209,16 @@ def verdict(c: dict) -> str:
 
 # -- outputs ---------------------------------------------------------------------------
 
+def _plain_y(ax) -> None:
+    """Plain numbers on a log y axis (a short range reads better as 0.6, 0.7 than 6 x 10^-1)."""
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:.3g}")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def _figures(c: dict, base: Sweep, variant: Sweep, folder: Path) -> list[Path]:
     from matplotlib.figure import Figure
 
@@ -230,6 +240,7 @@ def _figures(c: dict, base: Sweep, variant: Sweep, folder: Path) -> list[Path]:
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel("C = 6ND (FLOPs)")
     ax.set_ylabel("L - F (nats/token)" if c["floor"]["value"] is not None else "loss (nats/token)")
+    _plain_y(ax)
     ax.set_title("compute frontiers (end-of-schedule losses); faint: all runs", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
@@ -253,6 +264,7 @@ def _figures(c: dict, base: Sweep, variant: Sweep, folder: Path) -> list[Path]:
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel("base compute C_base(L) (FLOPs), over the shared loss range")
     ax.set_ylabel("effective compute multiplier m")
+    _plain_y(ax)
     ax.set_title("> 1: the variant needs less compute for the same loss", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
