@@ -128,3 +128,10 @@ def test_the_readme_comparison_of_wsd_against_cosine(tmp_path):
     assert round(d["value"], 3) == -0.045 and [round(v, 3) for v in d["ci95"]] == [-0.091, 0.006]
     assert c["base"]["n_runs"] == c["variant"]["n_runs"] == 24
     assert c["verdict"].startswith("no detectable difference")
+
+
+def test_frontiers_without_a_shared_loss_range_are_refused(tmp_path, capsys):
+    base, variant = _sweep(tmp_path, "base"), _sweep(tmp_path, "far", k=1e-6)  # all its losses above the base's
+    out = tmp_path / "cmp"
+    rc, cap = _run(base, variant, out, capsys, resamples=10)
+    assert rc == 2 and not out.exists() and "share no loss range" in cap.err

@@ -128,13 +128,16 @@ def compare(base: Sweep, variant: Sweep, n_resamples: int = N_RESAMPLES, seed: i
     (frb, lb), (frv, lv) = _frontier(tb, np.arange(len(tb)), F), _frontier(tv, np.arange(len(tv)), F)
     for s, fr, line in ((base, frb, lb), (variant, frv, lv)):
         if line is None:
-            raise TableError(f"{s.name}: its compute frontier has {len(fr['C'])} points above the floor; "
-                             "the line needs at least 3")
-    lo, hi = max(frb["loss"].min(), frv["loss"].min()), min(frb["loss"].max(), frv["loss"].max())
+            raise TableError(f"{s.name}: its compute frontier has {int(np.sum(fr['loss'] > F))} points above the "
+                             "floor; the line needs at least 3")
+        if not line["gamma"] > 0:
+            raise TableError(f"{s.name}: its frontier does not fall with compute (gamma = {line['gamma']:.3g})")
+    above_b, above_v = frb["loss"][frb["loss"] > F], frv["loss"][frv["loss"] > F]  # the points the lines used
+    lo, hi = max(above_b.min(), above_v.min()), min(above_b.max(), above_v.max())
     if not lo < hi:
         raise TableError(f"cannot compare {base.name} and {variant.name}: their frontiers share no loss range "
-                         f"(base {frb['loss'].min():.4g}-{frb['loss'].max():.4g}, "
-                         f"variant {frv['loss'].min():.4g}-{frv['loss'].max():.4g})")
+                         f"(base {above_b.min():.4g}-{above_b.max():.4g}, "
+                         f"variant {above_v.min():.4g}-{above_v.max():.4g})")
     u = np.linspace(np.log(lo - F), np.log(hi - F), GRID)
     log_m, log_g, dgamma = _estimate(lb, lv, u)
     rng = np.random.default_rng(seed)
