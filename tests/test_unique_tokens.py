@@ -149,3 +149,42 @@ def test_cli_refuses_bad_unique_tokens_without_a_record(tmp_path, override):
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"harness-train: error: {override}"), out.stderr
     assert not list(tmp_path.rglob("*.json"))
+
+
+# ----- resume and WSD branching across epochs -----
+
+def test_resume_inside_a_later_epoch_matches_the_uninterrupted_run(tiny_cfg, tmp_path):
+    """10-batch epochs, interrupted after step 12 (inside epoch 1): the resumed run
+    draws the same permuted batches and ends on the same bits."""
+    kw = {"data.unique_tokens": D // 4, "train.eval_every": 4, "train.checkpoint_every": 3}
+    ref = train(tiny_cfg(**kw, results_dir=str(tmp_path / "ref")))
+
+    def interrupt(point):
+        if point["step"] >= 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(**kw), on_eval=interrupt)
+    resumed = train(tiny_cfg(**kw, **{"train.resume": True}))
+    assert resumed["resumed_from_step"] == 9 and resumed["epochs"] == 4.0
+    assert resumed["curve"] == ref["curve"] and resumed["final_train_loss"] == ref["final_train_loss"]
+
+
+def test_wsd_branch_from_a_longer_repeated_run_matches_an_independent_run(tiny_cfg, tmp_path):
+    """Siblings of D = 30 and 60 batches over one 10-batch pool (3 and 6 epochs): the
+    stable phase is the same batches in both, so the short run branched from the long
+    one's state is the short run trained alone."""
+    small, big = 16 * 32 * 30, 16 * 32 * 60
+
+    def wsd(folder, tokens):
+        return tiny_cfg(**{"train.schedule": "wsd", "train.warmup": 5, "train.cooldown": 0.2,
+                           "data.tokens": tokens, "data.unique_tokens": 16 * 32 * 10,
+                           "train.branch_tokens": [small, big], "results_dir": str(tmp_path / folder)})
+
+    alone = train(wsd("alone", small))
+    train(wsd("ladder", big))
+    branch = train(wsd("ladder", small))
+    assert branch["branched_from_step"] == 24 and branch["run_id"] == alone["run_id"]
+    assert branch["epochs"] == alone["epochs"] == 3.0
+    assert branch["final_val_loss"] == alone["final_val_loss"]
+    assert branch["final_train_loss"] == alone["final_train_loss"]
