@@ -79,7 +79,7 @@ class RunRecord(TypedDict, total=False):
     # data.unique_tokens (U_D), or null when every token is fresh; not runs.csv columns,
     # so committed runs.csv files keep their bytes (their columns are fixed)
     unique_tokens: Annotated[Optional[int], NUMBER]
-    epochs: Annotated[float, NUMBER]  # passes over the training pool: D / U_D (1 when fresh)
+    epochs: Annotated[float, NUMBER]  # D / U_D; 1 when fresh (text, U_D null: D / the corpus's training tokens)
     precision: str
     versions: dict  # torch, harness, git commit, python
     torch_threads: Optional[int]  # CPU runs: bitwise reproducible for a fixed thread count

@@ -188,3 +188,21 @@ def test_wsd_branch_from_a_longer_repeated_run_matches_an_independent_run(tiny_c
     assert branch["epochs"] == alone["epochs"] == 3.0
     assert branch["final_val_loss"] == alone["final_val_loss"]
     assert branch["final_train_loss"] == alone["final_train_loss"]
+
+
+def test_a_text_run_records_its_pool_and_epochs(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus.txt")
+    kw = {"model.width": 16, "model.depth": 1, "model.heads": 2, "train.progress": False,
+          "train.threads": 1, "wandb.mode": "disabled"}
+    cfg = text_cfg(tmp_path, corpus, unique_tokens=500, tokens=4000)
+    for k, v in kw.items():
+        cfg[k.split(".")[0]][k.split(".")[1]] = v
+    validate(cfg)
+    rec = train(cfg)
+    assert rec["status"] == "ok" and rec["tokens"] == 32 * 8 * 16
+    assert (rec["unique_tokens"], rec["epochs"]) == (500, 4096 / 500)
+    fresh = text_cfg(tmp_path, corpus, tokens=4000)
+    for k, v in kw.items():
+        fresh[k.split(".")[0]][k.split(".")[1]] = v
+    rec = train(fresh)
+    assert rec["unique_tokens"] is None and rec["epochs"] == 4096 / rec["data_info"]["train_tokens_available"]
