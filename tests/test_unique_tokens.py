@@ -206,3 +206,12 @@ def test_a_text_run_records_its_pool_and_epochs(tmp_path):
         fresh[k.split(".")[0]][k.split(".")[1]] = v
     rec = train(fresh)
     assert rec["unique_tokens"] is None and rec["epochs"] == 4096 / rec["data_info"]["train_tokens_available"]
+
+
+def test_an_isoflop_run_checks_unique_tokens_against_its_own_D(tiny_cfg):
+    cfg = tiny_cfg(**{"data.flop_budget": 1e10})
+    d = planned_tokens(cfg)
+    validate(tiny_cfg(**{"data.flop_budget": 1e10, "data.unique_tokens": d}))
+    with pytest.raises(ConfigError) as e:
+        validate(tiny_cfg(**{"data.flop_budget": 1e10, "data.unique_tokens": d + 1}))
+    assert str(e.value).startswith(f"data.unique_tokens={d + 1} is above the run's D={d} (data.flop_budget / 6N)")
