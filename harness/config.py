@@ -16,10 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from harness import slurm
 
 
-def knob(default: Any = None, *, semantic: bool = True, factory: Any = None) -> Any:
+def knob(default: Any = None, *, semantic: bool = True, factory: Any = None, hash_null: bool = True) -> Any:
     """A config field. ``semantic=False`` marks a key that does not change what a run
-    computes (where it runs, how it reports): it is left out of the run id."""
-    meta = {"semantic": semantic}
+    computes (where it runs, how it reports): it is left out of the run id.
+    ``hash_null=False`` marks a key added after records were committed whose null value
+    means what runs did before it existed: left out of the run id while null, so those
+    runs keep their ids (a config without the key is the same run)."""
+    meta = {"semantic": semantic, "hash_null": hash_null}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -45,6 +48,9 @@ class DataConfig:
     source: str = "zipf_facts"  # zipf_facts (embedded default, exact floor) | markov | text: harness.data.SOURCES
     tokens: int = 1_000_000  # training tokens D (targets seen)
     flop_budget: Optional[float] = None  # if set, D = flop_budget / (6 N) instead of tokens (IsoFLOP runs)
+    # U_D: train on the first unique_tokens tokens of the source, repeated in epochs
+    # (D / U_D of them); null: every token fresh (harness.data.SOURCES: synthetic, text)
+    unique_tokens: Optional[int] = knob(None, hash_null=False)
     eval_tokens: int = 65_536  # held-out tokens per evaluation
     # per-skill probes: zipf_facts records per frequency bucket (0 disables); other
     # sources probe token-frequency buckets on the held-out windows
@@ -132,6 +138,18 @@ def non_semantic_keys(schema: type = RunConfig, prefix: str = "") -> set[str]:
             out.add(key)
         elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
             out |= non_semantic_keys(f.default_factory, key + ".")
+    return out
+
+
+def null_unhashed_keys(schema: type = RunConfig, prefix: str = "") -> set[str]:
+    """Dotted keys marked ``hash_null=False``: left out of the run id while null."""
+    out: set[str] = set()
+    for f in fields(schema):
+        key = prefix + f.name
+        if not f.metadata.get("hash_null", True):
+            out.add(key)
+        elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
+            out |= null_unhashed_keys(f.default_factory, key + ".")
     return out
 
 

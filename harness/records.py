@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Optional, TypedDict, get_type_hints
 
 from harness.atomic import atomic_write_text
-from harness.config import non_semantic_keys
+from harness.config import non_semantic_keys, null_unhashed_keys
 
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 
 # Keys (and whole groups) that do not change what a run computes: marked
 # ``semantic=False`` in harness.config, left out of the run id.
 NON_SEMANTIC = frozenset(non_semantic_keys())
+# Keys added later whose null means the old behaviour: hashed only when set.
+NULL_UNHASHED = frozenset(null_unhashed_keys())
 
 # What the loader checks and runs.csv shows, as annotations of the record's fields.
 NUMBER = "number"  # a finite number when present and not null (analysis does math on it)
@@ -74,6 +76,10 @@ class RunRecord(TypedDict, total=False):
     mfu: Annotated[Optional[float], NUMBER, CSV]  # null on CPU and unknown GPUs
     device: Annotated[str, CSV]
     data_info: dict  # facts the data source reports (epochs over a corpus, ...)
+    # data.unique_tokens (U_D), or null when every token is fresh; not runs.csv columns,
+    # so committed runs.csv files keep their bytes (their columns are fixed)
+    unique_tokens: Annotated[Optional[int], NUMBER]
+    epochs: Annotated[float, NUMBER]  # D / U_D; 1 when fresh (text, U_D null: D / the corpus's training tokens)
     precision: str
     versions: dict  # torch, harness, git commit, python
     torch_threads: Optional[int]  # CPU runs: bitwise reproducible for a fixed thread count
@@ -130,6 +136,7 @@ def semantic_config(config: dict) -> dict[str, Any]:
         k: v
         for k, v in sorted(flat.items())
         if k not in NON_SEMANTIC and k.split(".")[0] not in NON_SEMANTIC
+        and not (v is None and k in NULL_UNHASHED)
     }
 
 

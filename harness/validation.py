@@ -13,6 +13,7 @@ import torch
 
 from harness.config import ConfigError
 from harness.data import SOURCES
+from harness.model import planned_tokens
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -92,6 +93,23 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"train.branch_tokens={list(t.branch_tokens)} must be positive token counts")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     SOURCES[d.source].validate(cfg)
+    if d.unique_tokens is not None:
+        _check_unique_tokens(cfg)  # last: for text it reads the token stream
+
+
+def _check_unique_tokens(cfg: Any) -> None:
+    """``data.unique_tokens`` (U_D): a positive count no larger than the run's D; the
+    source then checks that it can give that many (text: its training tokens)."""
+    u = cfg.data.unique_tokens
+    if isinstance(u, bool) or not isinstance(u, int) or u < 1:
+        raise ConfigError(f"data.unique_tokens={u!r} must be a positive token count (or null: every token fresh)")
+    D = planned_tokens(cfg)
+    if u > D:
+        what = f"the run's D={D} (data.flop_budget / 6N)" if cfg.data.flop_budget else f"data.tokens={D}"
+        raise ConfigError(f"data.unique_tokens={u} is above {what}: a run cannot see more unique tokens than it trains on")
+    check = getattr(SOURCES[cfg.data.source], "check_unique_tokens", None)
+    if check is not None:
+        check(cfg)
 
 
 def _check_train_numbers(t: Any) -> None:

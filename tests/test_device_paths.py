@@ -39,21 +39,27 @@ def test_token_data_to_moves_every_token_tensor(tiny_cfg):
     assert data.train.batch(3)[0].device.type == "cpu" and data.probe.windows.device.type == "cpu"
 
 
-def test_window_sampler_slices_rows_in_order_and_wraps_after_one_pass():
-    """Batch s is rows [(s mod 5)*8, (s mod 5)*8 + 8) of 42 rows in batches of 8: the 2
-    rows past the last whole batch are never used, and step 5 starts the second pass.
+def test_window_sampler_slices_rows_in_order_then_reshuffles_each_later_epoch():
+    """Batch s < 5 is rows [s*8, s*8 + 8) of 42 rows in batches of 8: the 2 rows past the
+    last whole batch are never used. Step 5 starts epoch 1: the same 40 rows, each once,
+    in a seeded order that differs from epoch 0 and from epoch 2, on host and device.
     Row i holds i*9 .. i*9+8, so a batch names the rows it came from."""
     rows = torch.arange(42 * 9, dtype=torch.int16).reshape(42, 9)
-    expected_rows = {0: range(0, 8), 1: range(8, 16), 4: range(32, 40), 5: range(0, 8), 11: range(8, 16)}
-    host, dev = WindowSampler(rows, 8), WindowSampler(rows, 8).to("cpu")
-    for step, want in expected_rows.items():
+    host, dev = WindowSampler(rows, 8, seed=3), WindowSampler(rows, 8, seed=3).to("cpu")
+    for step, want in {0: range(0, 8), 1: range(8, 16), 4: range(32, 40)}.items():
         full = torch.tensor([[9 * i + j for j in range(9)] for i in want])
         for sampler in (host, dev):
             x, y = sampler.batch(step)
             assert x.dtype == y.dtype == torch.int64
             assert torch.equal(x, full[:, :-1]) and torch.equal(y, full[:, 1:]), f"step {step}"
-    seen = torch.cat([host.batch(s)[0][:, 0] // 9 for s in range(5)])
-    assert seen.tolist() == list(range(40))  # one pass: every whole-batch row exactly once
+    epochs = [torch.cat([host.batch(e * 5 + s)[0][:, 0] // 9 for s in range(5)]).tolist() for e in range(3)]
+    assert epochs[0] == list(range(40))
+    for e in (1, 2):
+        assert sorted(epochs[e]) == list(range(40)) and epochs[e] != epochs[0]  # every row once, reordered
+    assert epochs[1] != epochs[2]
+    for step in (5, 9, 13):
+        assert torch.equal(host.batch(step)[0], dev.batch(step)[0])
+        assert torch.equal(host.batch(step)[0], WindowSampler(rows, 8, seed=3).batch(step)[0])  # pure in step
 
 
 def test_stream_sampler_device_gather_equals_host_gather():

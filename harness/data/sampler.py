@@ -12,25 +12,43 @@ import torch
 
 
 class WindowSampler:
-    """Pre-cut windows: ``rows`` has shape (R, context + 1).
+    """Pre-cut windows: ``rows`` has shape (R, context + 1); rows past the last whole
+    batch (R mod B of them) are never used, and R below means the rows that are.
 
-    Batch ``step`` is rows ``[step*B, (step+1)*B)``, so one pass over the rows sees
-    every training token exactly once (one epoch, no repetition). Used by the
-    synthetic sources, whose windows start at a record boundary.
+    Epoch ``e`` is the batches of steps ``[e*R/B, (e+1)*R/B)``. Epoch 0 takes the rows in
+    order (batch ``s`` is rows ``[s*B, (s+1)*B)``), so a run that fits in one epoch sees
+    every training window exactly once. Each later epoch takes every row exactly once
+    again, in a permutation seeded by (``seed``, e): a pure function of the step, so a
+    resumed or branched run sees the same batches. Over ``k`` whole epochs every row is
+    seen exactly ``k`` times (``data.unique_tokens``). Used by the synthetic sources,
+    whose windows start at a record boundary.
     """
 
-    def __init__(self, rows: torch.Tensor, batch_size: int):
+    def __init__(self, rows: torch.Tensor, batch_size: int, seed: int = 0):
         self.rows = rows
         self.batch_size = batch_size
+        self.seed = seed
         self.n_batches = rows.shape[0] // batch_size
+        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, permutation): a cache, not state
 
     def to(self, device: torch.device | str) -> "WindowSampler":
         """The same batches, sliced from a copy of the rows held on ``device``."""
-        return WindowSampler(self.rows.to(device), self.batch_size)
+        return WindowSampler(self.rows.to(device), self.batch_size, self.seed)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Epoch ``epoch``'s row order (epoch >= 1): a seeded permutation of the used rows."""
+        if self._order is None or self._order[0] != epoch:
+            perm = np.random.default_rng((self.seed, 7, epoch)).permutation(self.n_batches * self.batch_size)
+            self._order = (epoch, torch.from_numpy(perm).to(self.rows.device))
+        return self._order[1]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i = (step % self.n_batches) * self.batch_size
-        chunk = self.rows[i : i + self.batch_size].long()
+        epoch, i = divmod(step, self.n_batches)
+        i *= self.batch_size
+        if epoch == 0:
+            chunk = self.rows[i : i + self.batch_size].long()
+        else:
+            chunk = self.rows[self.order(epoch)[i : i + self.batch_size]].long()
         return chunk[:, :-1], chunk[:, 1:]
 
 

@@ -24,6 +24,14 @@ ladders, see results/width_ladder/README.md.
 Both sources build their windows in chunks seeded by (seed, split, chunk), so a
 bigger token budget extends a smaller one (data ladders are nested), and the
 held-out split comes from its own stream, independent of the training stream.
+
+``data.unique_tokens`` (U_D): the training pool is the first ceil(U_D / context)
+windows, rounded up to whole batches, of that same stream (so the pool of a smaller
+U_D is a prefix of a larger one's, and U_D = D builds exactly the fresh run's
+windows); the run repeats it in epochs (``WindowSampler``: epoch 0 in order, each
+later epoch a seeded permutation), so after k whole epochs every pool window has been
+seen exactly k times. The held-out windows come from the separate val stream, never
+from the pool. The generators have no end, so any U_D <= D can be given.
 """
 from __future__ import annotations
 
@@ -57,6 +65,18 @@ def _chunked(gen_chunk, n_rows: int, seed: int, split: str) -> np.ndarray:
         made += CHUNK_ROWS
         i += 1
     return np.concatenate(chunks)[:n_rows]
+
+
+def _train_pool(gen_chunk, cfg, n_train_tokens: int) -> tuple[np.ndarray, dict]:
+    """The training windows (whole batches) and the info they imply: every window fresh,
+    or the ``data.unique_tokens`` pool that the run repeats (``epochs`` = D / pool)."""
+    ctx, bs, seed, u = cfg.model.context, cfg.train.batch_size, cfg.data.seed, cfg.data.unique_tokens
+    rows = _chunked(gen_chunk, _rows_needed(n_train_tokens if u is None else int(u), ctx, bs), seed, "train")
+    if u is None:
+        return rows, {"epochs": 1.0}
+    pool = rows.shape[0] * ctx  # targets in the pool, whole batches
+    steps = -(-n_train_tokens // (bs * ctx))
+    return rows, {"epochs": steps * bs * ctx / pool, "unique_tokens": pool}
 
 
 def _as_tensor(rows: np.ndarray, vocab: int) -> torch.Tensor:
@@ -126,14 +146,14 @@ class ZipfFactsSource:
         lang = ZipfFactsSource.language(cfg)
         ctx, bs, seed = cfg.model.context, cfg.train.batch_size, cfg.data.seed
         gen = lambda rng, n: lang.windows(rng, n, ctx)  # noqa: E731
-        train = _chunked(gen, _rows_needed(n_train_tokens, ctx, bs), seed, "train")
+        train, info = _train_pool(gen, cfg, n_train_tokens)
         val = _chunked(gen, -(-cfg.data.eval_tokens // ctx), seed, "val")
         return TokenData(
             vocab_size=lang.vocab,
-            train=WindowSampler(_as_tensor(train, lang.vocab), bs),
+            train=WindowSampler(_as_tensor(train, lang.vocab), bs, seed),
             val=torch.from_numpy(val.astype(np.int64)),
             entropy_floor=lang.floor(ctx),
-            info={"entropies": lang.entropies(), "epochs": 1.0},
+            info={"entropies": lang.entropies(), **info},
             probe=facts_probe(lang, ctx, cfg.data.probe_records, seed) if cfg.data.probe_records else None,
         )
 
@@ -177,14 +197,14 @@ class MarkovSource:
         chain = MarkovChain(cfg.data.vocab, MarkovSource.BRANCHING, cfg.data.seed)
         ctx, bs, seed = cfg.model.context, cfg.train.batch_size, cfg.data.seed
         gen = lambda rng, n: chain.windows(rng, n, ctx)  # noqa: E731
-        train = _chunked(gen, _rows_needed(n_train_tokens, ctx, bs), seed, "train")
+        train, info = _train_pool(gen, cfg, n_train_tokens)
         val = torch.from_numpy(_chunked(gen, -(-cfg.data.eval_tokens // ctx), seed, "val"))
         return TokenData(
             vocab_size=chain.vocab,
-            train=WindowSampler(_as_tensor(train, chain.vocab), bs),
+            train=WindowSampler(_as_tensor(train, chain.vocab), bs, seed),
             val=val,
             entropy_floor=chain.entropy_rate(),
-            info={"epochs": 1.0},
+            info=info,
             probe=token_probe(val, train, chain.vocab) if cfg.data.probe_records else None,
         )
 

@@ -15,6 +15,11 @@ Conventions
 - Epochs: ``info["epochs"]`` = training tokens D / training tokens available. Above 1
   the run repeats text: Muennighoff et al. (2023) find up to ~4 epochs costs little,
   past that repeated tokens are worth much less than fresh ones and a fit in D is off.
+- ``data.unique_tokens`` (U_D): training windows start uniformly at random in the
+  first U_D tokens of the training part only, so ``epochs`` = D / U_D. Windows are
+  drawn with replacement (as above), so each pool token is seen about D / U_D times,
+  not exactly; U_D equal to the training part is the run with U_D null, bit for bit.
+  A U_D above the training part is refused (validation tokenizes the corpus to know).
 - Cache: ``<data.cache_dir>/text/<key>/`` holds ``tokenizer.json`` and ``tokens.npy``
   (uint16 when the vocab is below 65536, else uint32; memory-mapped). ``key`` hashes
   the corpus bytes and the tokenizer settings, so an edited corpus or another vocab
@@ -134,39 +139,26 @@ class TextSource:
             )
 
     @staticmethod
+    def check_unique_tokens(cfg: Any) -> None:
+        """``data.unique_tokens`` against the corpus's training tokens: this reads (and on
+        the first use of a corpus, tokenizes into the cache) the stream, no training."""
+        u, context = cfg.data.unique_tokens, cfg.model.context
+        if u is None:
+            return
+        if u < context + 2:
+            raise ConfigError(f"data.unique_tokens={u} is too few for model.context={context}: "
+                              f"random windows need at least {context + 2} tokens")
+        tokens, *_, label = _stream(cfg)
+        n_train, _ = split_sizes(len(tokens), cfg.data.val_fraction)
+        if u > n_train:
+            raise ConfigError(f"data.unique_tokens={u} is above the {n_train} training tokens {label} gives "
+                              f"({len(tokens)} tokens less the data.val_fraction={cfg.data.val_fraction} held out)")
+
+    @staticmethod
     def build(cfg: Any, n_train_tokens: int) -> TokenData:
         TextSource.validate(cfg)
         d, context = cfg.data, cfg.model.context
-        root = Path(d.cache_dir) / "text"
-
-        # The cache key needs only the corpus bytes, so a cache hit never parses the corpus.
-        ds, label = None, f"data.path={d.path!r}"
-        if d.hub_dataset is not None:
-            name, files, label = f"hub:{d.hub_dataset}", [], f"data.hub_dataset={d.hub_dataset!r}"
-            ds = _load_hub(d.hub_dataset)
-            digest, sep = _hash_texts(_chunks(ds, "\n\n")), "\n\n"
-        else:
-            name = DEFAULT_NAME if d.path is None else str(d.path)
-            files = [_default_corpus(root)] if d.path is None else corpus_files(d.path)
-            digest, sep = _hash_files(files), "\n"
-        key = hashlib.sha256(f"{digest}|{RECIPE}|vocab={d.tokenizer_vocab}".encode()).hexdigest()[:16]
-        out = root / key
-        tok_path, ids_path = out / "tokenizer.json", out / "tokens.npy"
-
-        if not ids_path.exists():
-            root.mkdir(parents=True, exist_ok=True)
-            # datasets' Arrow copy of local files is scratch: tokens.npy is the cache.
-            with tempfile.TemporaryDirectory(dir=root, prefix=".hf-") as scratch:
-                ds = ds if ds is not None else _load_files(files, name, scratch)
-                if tok_path.exists():  # a run killed after training the tokenizer
-                    tok = _read_tokenizer(tok_path)
-                else:
-                    tok = train_tokenizer(_chunks(ds, sep), d.tokenizer_vocab)
-                    atomic_write(tok_path, lambda f: f.write(tok.to_str().encode()))
-                ids = encode(tok, _chunks(ds, sep))
-                atomic_write(ids_path, lambda f: np.save(f, ids))
-        vocab = _read_tokenizer(tok_path).get_vocab_size()
-        tokens = np.load(ids_path, mmap_mode="r")
+        tokens, vocab, name, files, key, out, label = _stream(cfg)
 
         n_train, n_val = split_sizes(len(tokens), d.val_fraction)
         if n_val < context + 1 or n_train < context + 2:
@@ -174,7 +166,11 @@ class TextSource:
                 f"{label} is {len(tokens)} tokens; model.context={context} with "
                 f"data.val_fraction={d.val_fraction} needs at least {min_tokens(context, d.val_fraction)}"
             )
-        train = StreamSampler(tokens[:n_train], context, cfg.train.batch_size, seed=d.seed)
+        # U_D: the first unique_tokens of the training part; the held-out tail stays apart
+        pool = n_train if d.unique_tokens is None else int(d.unique_tokens)
+        if pool > n_train:
+            raise ConfigError(f"data.unique_tokens={pool} is above the {n_train} training tokens {label} gives")
+        train = StreamSampler(tokens[:pool], context, cfg.train.batch_size, seed=d.seed)
         val = contiguous_windows(tokens[n_train:], context, d.eval_tokens)
         info = {
             "corpus": name,
@@ -183,15 +179,56 @@ class TextSource:
             "train_tokens_available": n_train,
             "val_tokens": n_val,
             "eval_targets": val.shape[0] * context,
-            "epochs": n_train_tokens / n_train,
+            "epochs": n_train_tokens / pool,
             "tokenizer": "byte-level BPE (tokenizers)",
             "tokenizer_vocab": vocab,
             "cache_key": key,
             "cache_dir": str(out),
         }
+        if d.unique_tokens is not None:
+            info["unique_tokens"] = pool
         # probes: token-frequency buckets on (up to) the first 256 held-out windows
         probe = token_probe(val[:256], tokens[:n_train], vocab) if d.probe_records else None
         return TokenData(vocab_size=vocab, train=train, val=val, entropy_floor=None, info=info, probe=probe)
+
+
+def _stream(cfg: Any) -> tuple:
+    """The corpus as one token stream from the cache (tokenizing it on a miss):
+    (tokens, vocab, name, files, key, cache folder, label for messages)."""
+    d = cfg.data
+    root = Path(d.cache_dir) / "text"
+
+    # The cache key needs only the corpus bytes, so a cache hit never parses the corpus.
+    ds, label = None, f"data.path={d.path!r}"
+    if d.hub_dataset is not None:
+        name, files, label = f"hub:{d.hub_dataset}", [], f"data.hub_dataset={d.hub_dataset!r}"
+        ds = _load_hub(d.hub_dataset)
+        digest, sep = _hash_texts(_chunks(ds, "\n\n")), "\n\n"
+    else:
+        name = DEFAULT_NAME if d.path is None else str(d.path)
+        label = f"the default corpus ({DEFAULT_NAME})" if d.path is None else label
+        files = [_default_corpus(root)] if d.path is None else corpus_files(d.path)
+        digest, sep = _hash_files(files), "\n"
+    key = hashlib.sha256(f"{digest}|{RECIPE}|vocab={d.tokenizer_vocab}".encode()).hexdigest()[:16]
+    out = root / key
+    tok_path, ids_path = out / "tokenizer.json", out / "tokens.npy"
+
+    if not ids_path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        # datasets' Arrow copy of local files is scratch: tokens.npy is the cache.
+        with tempfile.TemporaryDirectory(dir=root, prefix=".hf-") as scratch:
+            ds = ds if ds is not None else _load_files(files, name, scratch)
+            if tok_path.exists():  # a run killed after training the tokenizer
+                tok = _read_tokenizer(tok_path)
+            else:
+                tok = train_tokenizer(_chunks(ds, sep), d.tokenizer_vocab)
+                atomic_write(tok_path, lambda f: f.write(tok.to_str().encode()))
+            ids = encode(tok, _chunks(ds, sep))
+            atomic_write(ids_path, lambda f: np.save(f, ids))
+    vocab = _read_tokenizer(tok_path).get_vocab_size()
+    tokens = np.load(ids_path, mmap_mode="r")
+
+    return tokens, vocab, name, files, key, out, label
 
 
 # ----- tokenizer -----
