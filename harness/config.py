@@ -129,28 +129,26 @@ class RunConfig:
     results_dir: str = knob("results", semantic=False)
 
 
-def non_semantic_keys(schema: type = RunConfig, prefix: str = "") -> set[str]:
+def _keys_marked(meta: str, schema: type = RunConfig, prefix: str = "") -> set[str]:
+    """Dotted keys (and whole groups) whose field metadata sets ``meta`` to False."""
+    out: set[str] = set()
+    for f in fields(schema):
+        key = prefix + f.name
+        if not f.metadata.get(meta, True):
+            out.add(key)
+        elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
+            out |= _keys_marked(meta, f.default_factory, key + ".")
+    return out
+
+
+def non_semantic_keys() -> set[str]:
     """Dotted keys (and whole groups) marked ``semantic=False``: left out of the run id."""
-    out: set[str] = set()
-    for f in fields(schema):
-        key = prefix + f.name
-        if not f.metadata.get("semantic", True):
-            out.add(key)
-        elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
-            out |= non_semantic_keys(f.default_factory, key + ".")
-    return out
+    return _keys_marked("semantic")
 
 
-def null_unhashed_keys(schema: type = RunConfig, prefix: str = "") -> set[str]:
+def null_unhashed_keys() -> set[str]:
     """Dotted keys marked ``hash_null=False``: left out of the run id while null."""
-    out: set[str] = set()
-    for f in fields(schema):
-        key = prefix + f.name
-        if not f.metadata.get("hash_null", True):
-            out.add(key)
-        elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
-            out |= null_unhashed_keys(f.default_factory, key + ".")
-    return out
+    return _keys_marked("hash_null")
 
 
 def make_config(config: dict | None = None, /, **overrides: Any) -> DictConfig:
