@@ -228,9 +228,14 @@ def tokens_for(seconds: float, tmp_path: Path) -> int:
 @pytest.mark.usefixtures("cluster")
 def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
     """timeout_min=1 and signal_delay_s=50: SLURM sends SIGUSR2 10-40 s into the job (it
-    checks time limits every 30 s), so a run that trains for ~48 s is always signalled."""
+    checks time limits every 30 s), so a run that trains for ~48 s is always signalled.
+    A SIGUSR2 that comes before submitit has set its handlers (it unpickles the job
+    first: about 7 s on an idle machine, over 10 s on a busy one) kills the task, so the
+    uninterrupted run is trained first, not beside the SLURM job."""
     run = ["model.width=16", f"data.tokens={tokens_for(48, tmp_path / 'calibrate')}"]
     basic = Sweep(tmp_path / "basic", *run)
+    b = basic.wait(300)
+    assert b.returncode == 0, b.stderr[-3000:]
     slurm = Sweep(tmp_path / "slurm", *run, *SLURM, "hydra.launcher.timeout_min=1",
                   "hydra.launcher.signal_delay_s=50", "hydra.launcher.max_num_timeout=5")
     s = slurm.wait(400)
@@ -243,8 +248,6 @@ def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
     logs = slurm.job_logs()
     assert "harness: SIGUSR2 from SLURM: stopping after this step" in logs
     assert "this job is timed-out" in logs  # submitit's verdict: a time limit, not a preemption
-    b = basic.wait(300)
-    assert b.returncode == 0, b.stderr[-3000:]
     same_run(rec, only(basic.records()))
 
 
