@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     print(_summary(res))
     if args.wandb != "disabled":
-        out = Path(args.out) if args.out else (Path(args.results_dir) if args.results_dir else out)
+        out = Path(res["fit_json"]).parent  # where the fit was written
         root = Path(args.results_dir) if args.results_dir else out
         log_analysis(wandb_settings(args.wandb), root, res["fit"], [Path(f) for f in res["figures"]], out=out)
     return 0
