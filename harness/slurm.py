@@ -41,6 +41,8 @@ from typing import Any
 
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
+from harness import slurm_prestart
+
 # --- in the job ----------------------------------------------------------------------
 
 _submitit_usr2: Any = None  # submitit's SIGUSR2 handler, called once the loop has checkpointed
@@ -85,6 +87,8 @@ def take_signals(request: dict) -> dict:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGUSR2)}
     _submitit_usr2 = previous[signal.SIGUSR2]
+    while slurm_prestart.early:  # came while the job was starting: stop (and requeue) at once
+        handler(slurm_prestart.early.pop(0), None)
     return previous
 
 

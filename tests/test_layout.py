@@ -11,7 +11,7 @@ HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
 # earlier layers first; a module may import from its own layer's package and below
 LAYERS = [
-    ["harness", "harness.atomic", "harness.hardware", "harness.schedule", "harness.slurm", "harness.tracking"],
+    ["harness", "harness.atomic", "harness.hardware", "harness.schedule", "harness.slurm", "harness.slurm_prestart", "harness.tracking"],
     ["harness.config"],
     ["harness.data"],
     ["harness.model"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -168,6 +169,31 @@ def test_squeue_watcher_reads_array_tasks_in_sacct_format():
     assert w._make_command() is None  # nothing registered: no squeue call
 
 
+def test_a_sigusr2_while_the_job_starts_is_held_then_stops_the_loop():
+    """A SIGUSR2 before submitit and the loop have set handlers (while the job imports)
+    does not kill the task: it is remembered and replayed when the loop listens."""
+    code = """
+import os, signal
+import harness
+os.kill(os.getpid(), signal.SIGUSR2)  # still importing, as far as the job knows
+from harness import slurm, slurm_prestart
+assert slurm_prestart.early == [signal.SIGUSR2]
+request = {}
+previous = slurm.take_signals(request)
+assert request == {"signal": "SIGUSR2", "requeue": "SIGUSR2"}, request
+assert slurm_prestart.early == []
+print("survived")
+"""
+    env = dict(os.environ, SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "survived" in out.stdout, out.stderr[-2000:]
+    assert "SIGUSR2 from SLURM: stopping after this step" in out.stderr
+    env.pop("SUBMITIT_EXECUTOR")  # outside a submitit job SIGUSR2 keeps its default action
+    out = subprocess.run([sys.executable, "-c", "import os, signal, harness; os.kill(os.getpid(), signal.SIGUSR2)"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGUSR2
+
+
 def test_outside_slurm_signals_and_records_are_unchanged(monkeypatch):
     from harness import slurm
 
@@ -227,17 +253,17 @@ def tokens_for(seconds: float, tmp_path: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.usefixtures("cluster")
 def test_time_limit_requeues_and_resumes_to_the_same_loss(tmp_path):
-    """timeout_min=1 and signal_delay_s=50: SLURM sends SIGUSR2 10-40 s into the job (it
+    """timeout_min=1 and signal_delay_s=45: SLURM sends SIGUSR2 15-45 s into the job (it
     checks time limits every 30 s), so a run that trains for ~48 s is always signalled.
-    A SIGUSR2 that comes before submitit has set its handlers (it unpickles the job
-    first: about 7 s on an idle machine, over 10 s on a busy one) kills the task, so the
-    uninterrupted run is trained first, not beside the SLURM job."""
+    submitit unpickles the job (7 s idle, over 10 s busy) before it sets its handlers; a
+    SIGUSR2 in that window is held by harness.slurm_prestart. The uninterrupted run is
+    trained first, not beside the SLURM job, to keep that window short."""
     run = ["model.width=16", f"data.tokens={tokens_for(48, tmp_path / 'calibrate')}"]
     basic = Sweep(tmp_path / "basic", *run)
     b = basic.wait(300)
     assert b.returncode == 0, b.stderr[-3000:]
     slurm = Sweep(tmp_path / "slurm", *run, *SLURM, "hydra.launcher.timeout_min=1",
-                  "hydra.launcher.signal_delay_s=50", "hydra.launcher.max_num_timeout=5")
+                  "hydra.launcher.signal_delay_s=45", "hydra.launcher.max_num_timeout=5")
     s = slurm.wait(400)
     assert s.returncode == 0, s.stderr[-3000:]
     (job,) = slurm.jobs()
