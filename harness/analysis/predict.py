@@ -4,8 +4,9 @@
 
 Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval combines
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
-and run-to-run noise (the law's residual spread, ``noise_log``) in quadrature on the
-log scale. With ``--c`` it prints the compute-optimal N, D and loss on the law's
+and run-to-run noise in quadrature on the log scale: the larger of the law's residual
+spread (``noise_log``) and the spread measured by runs repeated with other seeds
+(``replicate_noise``), when the sweep has them. With ``--c`` it prints the compute-optimal N, D and loss on the law's
 surface at C = 6 N D and a ``harness-train`` line for a model of about that size.
 """
 from __future__ import annotations
@@ -59,6 +60,10 @@ def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
     out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, "loss": loss, "interval": None}
     boot = law.get("bootstrap_params")
     noise = float(law.get("noise_log") or 0.0)
+    reps = fit.get("replicate_noise") or {}
+    seeds = float(reps["sigma_log"]) if reps.get("used") else 0.0
+    source = "replicates' spread" if seeds > noise else "residual spread"
+    noise = max(noise, seeds)
     if boot:
         pb, eb = _split(name, law, np.array(boot, float))
         lb = np.log(form.loss(pb, eb, x)[:, 0])
@@ -66,8 +71,9 @@ def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
         c = math.log(loss)
         half_lo, half_hi = math.hypot(c - lo, Z95 * noise), math.hypot(hi - c, Z95 * noise)
         out["interval"] = [math.exp(c - half_lo), math.exp(c + half_hi)]
-        out["interval_method"] = ("bootstrap parameter spread and the fit's residual noise in quadrature, on log L"
-                                  f" ({len(boot)} draws, noise_log {noise:.3g})")
+        out["interval_method"] = ("bootstrap parameter spread and run-to-run noise in quadrature, on log L"
+                                  f" ({len(boot)} draws; noise {noise:.3g} in log L, the {source})")
+        out["noise_log"] = noise
     floor = (fit.get("floor") or {}).get("value")
     if floor is not None and loss < floor:
         out["below_floor"] = True
