@@ -59,6 +59,7 @@ def render() -> str:
     iso, iso1 = _load("results/isoflop/fit.json"), _load("results/isoflop_v1/fit.json")["isoflop"]
     timing = _load("results/cpu/timing.json")
     pred, chk = _load("results/predict_check/prediction.json"), _load("results/predict_check/check.json")
+    near = pred["check"]["nearest_trained"]
     rows = list(csv.DictReader((ROOT / "results/cpu/runs.csv").open()))
     widths = sorted({int(r["model.width"]) for r in rows})
     Ns = sorted({float(r["params_nonembedding"]) for r in rows})
@@ -84,6 +85,9 @@ def render() -> str:
     minutes = timing["wall_s"] / 60
     v1law = v1["laws"][v1["selected"]]
     N80 = 2 * (12 * 80 ** 2 + 13 * 80) + 2 * 80
+    n_of = {r["run_id"]: float(r["params_nonembedding"]) for r in rows}
+    big = [r for i, r in zip(law["point_ids"], law["residuals"]) if n_of[i] >= Ns[-2]]
+    top2 = sum(big) / len(big)
     w64_core = sum(float(r["wall_time_s"]) for r in rows if float(r["params_nonembedding"]) == Ns[-1])
     v1a, v1b = _exponents(v1law)
 
@@ -213,7 +217,13 @@ def render() -> str:
         f"sets: the next width, 80 (N = {_sci(N80)}), would add {math.log10(N80 / Ns[-1]):.2f} decades, and its ladder, "
         f"at the width-64 ladder's measured {w64_core:.0f} core-seconds scaled by N, about "
         f"{w64_core * N80 / Ns[-1] / 60:.1f} core-minutes. The prediction check cannot pass "
-        f"its second condition at this noise level: 4× compute buys less than the run-to-run band.",
+        f"its second condition at this noise level: 4× compute buys less than the run-to-run band. What it teaches: "
+        f"the measured gain over the nearest trained run was {near['loss'] - chk['measured']:.4f} nats, the law's "
+        f"{near['loss'] - pred['loss']:.4f}: the law {'under' if chk['error'] < 0 else 'over'}-predicts what 4× N "
+        f"buys by {abs(chk['error']):.4f} nats ({abs(chk['error']) / (chk['measured'] - F):.0%} of the run's "
+        f"reducible loss). Its residuals at the two largest widths average {top2:+.4f} in log loss (positive: "
+        f"predicted above observed) and its free-E fit lies below the floor: both say the surface falls faster at "
+        f"the large-N end than the fixed-floor law allows.",
         "",
         f"**What the new design changed.** The old preset (`results/cpu_v1`: 6 widths × 4 budgets, one seed, "
         f"cosine, lr 3e-3 at every width) selected {v1['selected']} with {v1a} = {v1law['params'][v1a]:.3g} "
