@@ -79,7 +79,7 @@ def title(a: Analysis) -> str:
                + ", ".join(f"{k} ({_pct(f['laws'][k].get('heldout_mean_reducible_error'))})" for k in f["laws"]
                            if "heldout" in f["laws"][k]) + " (mean reducible error over the hold-outs).")
     rows = []
-    for h in HOLDOUTS:
+    for h in _holdouts(f):
         e = (f.get("extrapolation") or {}).get(h, {})
         if e.get("reducible_error") is None:
             rows.append([h, e.get("skipped", "–"), "–", "–", "–", "–"])
@@ -91,6 +91,11 @@ def title(a: Analysis) -> str:
                        "baseline largest N at same D", "beats both"], rows))
     out.append(_pins(a))
     return "\n\n".join(out)
+
+
+def _holdouts(f: dict) -> list[str]:
+    """The hold-outs this fit used (``most_epochs`` too when runs repeat data)."""
+    return list(f.get("extrapolation") or HOLDOUTS)
 
 
 def _pins(a: Analysis) -> str:
@@ -136,9 +141,9 @@ def laws(a: Analysis) -> str:
             continue
         h = law["heldout"]
         rows.append([name + (" (selected)" if name == f["selected"] else ""), law.get("n_params", "–"),
-                     _v(law.get("rms_log")), *[_pct(h.get(k, {}).get("reducible_error")) for k in HOLDOUTS],
+                     _v(law.get("rms_log")), *[_pct(h.get(k, {}).get("reducible_error")) for k in _holdouts(f)],
                      _pct(law.get("heldout_mean_reducible_error"))])
-    out.append(_table(["law", "parameters", "RMS log", *[f"held out: {k}" for k in HOLDOUTS], "mean"], rows))
+    out.append(_table(["law", "parameters", "RMS log", *[f"held out: {k}" for k in _holdouts(f)], "mean"], rows))
     for name, law in f["laws"].items():
         if name in ("L_N", "L_D", "L_C"):
             continue
