@@ -221,6 +221,36 @@ def compute_optimal(a: Analysis) -> str | None:
 
 
 @section
+def repeated_data(a: Analysis) -> str | None:
+    dc = a.fit.get("data_constrained")
+    if not dc:
+        return None
+    out = [f"## Repeated data (Muennighoff et al. 2023)",
+           f"Law: {dc['law']}" + (" (the selected law)" if dc["selected_overall"] else
+                                  " (the data-constrained law with the lowest held-out error; not the selected law)")
+           + f", L = {dc['form']}. R_D* = {_v(dc['R_D*'])} {_ci(dc.get('R_D*_ci95'))}"
+           + (f", R_N* = {_v(dc['R_N*'])} {_ci(dc.get('R_N*_ci95'))}" if dc.get("R_N*") is not None else "")
+           + " (Muennighoff et al. on C4: 15.4 and 5.3)."]
+    rows = [[v["epochs"], _v(v["value_law"]), _ci(v.get("ci95"))] for v in dc["value_of_a_repeated_token"]]
+    out.append("Value of a repeated token, " + dc["value_definition"] + ":\n\n"
+               + _table(["epochs", "value (fresh tokens)", "95% interval"], rows))
+    rows = [[r["id"], _v(r["N"]), _v(r["D"]), _v(r["unique_tokens"]), _v(r["epochs"]), _v(r["observed"]),
+             _v(r["predicted"]), _v(r["value_law"]), _v(r["value_observed"]) if r["value_observed"] is not None
+             else "below the fresh law's limit"] for r in dc["runs"]]
+    out.append("Runs that repeat data (" + dc["observed_definition"] + "):\n\n"
+               + _table(["run", "N", "D", "U_D", "epochs", "loss", "law", "value (law)", "value (observed)"], rows))
+    rows = []
+    for r in dc["allocation"]:
+        c, fr = r["constrained"], r["fresh"]
+        rows.append([_v(r["unique_tokens"]), _v(r["C"]), *((_v(c["N_opt"]), _v(c["epochs"]), _v(c["loss"])) if c
+                                                           else ("none in range",) * 3),
+                     *((_v(fr["N_opt"]), _v(fr["loss"])) if fr else ("none in range",) * 2)])
+    out.append("Data-constrained allocation (" + dc["allocation_method"] + "):\n\n"
+               + _table(["U_D", "C", "N_opt", "epochs", "loss", "fresh-data N_opt", "fresh-data loss"], rows))
+    return "\n\n".join(out)
+
+
+@section
 def counting_conventions(a: Analysis) -> str | None:
     c = a.fit.get("counting_conventions") or {}
     keys = [k for k in c.get("default", {}) if k not in ("N", "C")]
