@@ -18,6 +18,7 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from harness.analysis.data_constrained import value_per_repeat
 from harness.analysis.result import Analysis
 from harness.analysis.frontier import group_values
 
@@ -558,8 +559,6 @@ def repeated_token_value(a: Analysis):
     """What a repeated token is worth in fresh ones, (D' - U_D) / (D - U_D), against
     epochs: the law's curve (with its 95% band from the R_D* bootstrap) and each run's
     observed value (the fresh-data D at which the law predicts its loss)."""
-    from harness.analysis.data_constrained import value_per_repeat
-
     dc, f = _dc(a)
     if f is None:
         return None

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis.compute_optimal import numeric_n_opt, optimal_nd
-from harness.analysis.forms import LAWS
+from harness.analysis.forms import LAWS, MUENNIGHOFF_RD
 
 Z95 = 1.959964
 
@@ -54,8 +54,6 @@ def _split(name: str, law: dict, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _form(name: str, law: dict):
     """The law's form; a muennighoff law fitted without R_N* (no excess parameters) is its R_D*-only variant."""
-    from harness.analysis.forms import MUENNIGHOFF_RD
-
     return MUENNIGHOFF_RD if name == "muennighoff" and "R_N*" not in law["params"] else LAWS[name]
 
 
