@@ -359,7 +359,10 @@ class Fit:
 
     def _lx(self, x):
         x = np.asarray(x, float)
-        return np.log(x if x.ndim == 2 else x[:, None]) - self.center
+        x = x if x.ndim == 2 else x[:, None]
+        if x.shape[1] == 2 and len(self.center) == 3:  # (N, D) to a law of (N, D, U_D): fresh data
+            x = np.column_stack([x, x[:, 1]])
+        return np.log(x) - self.center
 
     def log_pred_at(self, th: np.ndarray, x: np.ndarray) -> np.ndarray:
         th = np.asarray(th, float)
