@@ -22,7 +22,7 @@ import pytest
 
 from harness.analysis import fit_table
 from harness.analysis.cli import main as fit_main
-from harness.analysis.data_constrained import fresh_equivalent, value_per_repeat
+from harness.analysis.data_constrained import fresh_equivalent, fresh_law, value_per_repeat
 from harness.analysis.forms import CHINCHILLA, MUENNIGHOFF, R_STAR_BOUNDS, fit_form
 from harness.analysis.predict import main as predict_main
 from harness.analysis.table import Table, from_csv
@@ -134,7 +134,7 @@ def test_a_known_R_D_star_is_recovered_and_the_law_is_selected(tmp_path):
         fit["laws"]["chinchilla"]["heldout"]["most_epochs"]["reducible_error"]
     v4 = next(v for v in dc["value_of_a_repeated_token"] if v["epochs"] == 4)
     assert v4["ci95"][0] < float(value_per_repeat(3, 4.0)) < v4["ci95"][1]
-    # observed value: the fresh D at which the law predicts the run's loss, here within noise of the law's
+    # observed value: the fresh D at which the fresh-data law predicts the run's loss, here near the law's
     obs = np.array([r["value_observed"] for r in dc["runs"]], float)
     law = np.array([r["value_law"] for r in dc["runs"]])
     assert np.median(np.abs(obs - law)) < 0.15
@@ -150,6 +150,8 @@ def test_fresh_equivalent_inverts_the_fresh_law():
     N, D = 3e4, 2.5e6
     loss = float(fit.predict(np.array([[N, D, D]]))[0])
     assert fresh_equivalent(fit, N, loss, D_max=D, U=D / 8) == pytest.approx(D, rel=1e-4)
+    fresh, what = fresh_law(fit)
+    assert fresh.form.name == "chinchilla" and "fitted on the 12 fresh runs" in what
     assert fresh_equivalent(fit, N, 1.3001, D_max=D, U=D / 8) is None  # below infinite fresh data's loss
 
 

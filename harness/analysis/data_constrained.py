@@ -6,13 +6,20 @@ pool of U_D unique ones into effective data D' (and effective parameters N'). Fr
 - ``value``: what a repeated token is worth against a fresh one. By the law, a run of
   R_D = D / U_D - 1 repetitions gets (D' - U_D) / (D - U_D) = R_D* (1 - exp(-R_D / R_D*)) / R_D
   of a fresh token per repeated token (1 at R_D -> 0, 1/2 at R_D = 1.59 R_D*). Measured,
-  per run: the D_fresh at which the same law with every token fresh (U_D = D) predicts
-  the run's observed loss, so (D_fresh - U_D) / (D - U_D) is the observed value (None
-  where the observed loss is below what infinite fresh data would give that N).
+  per run: the D_fresh at which a fresh-data law predicts the run's observed loss, so
+  (D_fresh - U_D) / (D - U_D) is the observed value (None where the observed loss is
+  below what infinite fresh data would give that N). The fresh-data law is the law's
+  base form (E as in the fit) fitted on the fresh runs alone, when there are enough of
+  them (its parameters plus two), else the law itself at U_D = D.
 - ``allocation``: for a pool U_D and compute C, the N (and so D = C / 6N and the epochs
   D / U_D) that minimise the law's loss; no closed form, so the law is minimised on a
   grid of N (:func:`harness.analysis.compute_optimal.numeric_n_opt`). Beside it the
   fresh-data optimum at the same C, to show what the pool costs.
+
+- ``two_stage``: R_D* the way Muennighoff et al. fitted it: the base form's parameters
+  fixed at the fresh-data law, only R_D* fitted on every run (N' = N), with residual-bootstrap intervals that hold the fresh law fixed (so they leave
+  out its own uncertainty). The joint law's R_D* moves with its other parameters; this
+  one reads R_D* off the repeated runs against a fixed fresh-data law.
 
 Pure functions except :func:`summarize`, which builds the fit.json block.
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.analysis.compute_optimal import numeric_n_opt
-from harness.analysis.forms import Fit
+from harness.analysis.forms import EffectiveData, Fit, fit_form, residual_bootstrap
 
 EPOCHS_SHOWN = (2, 4, 8, 16, 32, 64)
 FRESH_GRID = 4001  # log-spaced D of the fresh-law inversion, from U_D / 1e3 to 1e4 D
@@ -34,14 +41,21 @@ def value_per_repeat(R: np.ndarray, r_star: np.ndarray) -> np.ndarray:
     return np.where(R > 0, r_star * -np.expm1(-safe / r_star) / safe, 1.0)
 
 
-def _law(fit: Fit, x: np.ndarray, th: np.ndarray | None = None) -> np.ndarray:
-    return fit.predict(np.asarray(x, float), th)
+def fresh_law(fit: Fit) -> tuple[Fit, str]:
+    """The fresh-data law the observed values are read against, and what it is."""
+    fresh = fit.x[:, 1] <= np.minimum(fit.x[:, 2], fit.x[:, 1]) * (1 + 1e-9)
+    base = fit.form.base
+    if fresh.sum() >= len(base.names) + (fit.floor is None) + 2:
+        f = fit_form(base, fit.x[fresh, :2], fit.y[fresh], fit.floor, fit.delta)
+        return f, f"{base.name} fitted on the {int(fresh.sum())} fresh runs (RMS log {f.rms_log:.4f})"
+    return fit, f"{fit.form.name} at U_D = D (only {int(fresh.sum())} fresh runs)"
 
 
 def fresh_equivalent(fit: Fit, N: float, loss: float, D_max: float, U: float) -> float | None:
-    """The D at which the law with every token fresh (U_D = D) predicts ``loss`` at N."""
+    """The D at which ``fit`` (a law of (N, D), or a data-constrained one read at U_D = D:
+    every token fresh) predicts ``loss`` at N."""
     D = np.exp(np.linspace(np.log(U / 1e3), np.log(1e4 * D_max), FRESH_GRID))
-    pred = _law(fit, np.column_stack([np.full(len(D), N), D, D]))
+    pred = fit.predict(np.column_stack([np.full(len(D), N), D]))
     below = np.flatnonzero(pred <= loss)
     if len(below) == 0:
         return None  # lower than infinite fresh data gives this N (or beyond the grid)
@@ -60,14 +74,14 @@ def effective_data(fit: Fit) -> np.ndarray:
     return np.exp(lDe + fit.center[1])
 
 
-def runs(fit: Fit, ids: list) -> list[dict]:
+def runs(fit: Fit, ids: list, fresh: Fit) -> list[dict]:
     """Per repeated run (D > U_D): epochs, D', and the value of a repeated token by the
-    law and as observed (against the law's own fresh-data prediction)."""
+    law and as observed (against the fresh-data law ``fresh``)."""
     N, D, U = fit.x[:, 0], fit.x[:, 1], np.minimum(fit.x[:, 2], fit.x[:, 1])
     De = effective_data(fit)
     out = []
     for i in np.flatnonzero(D > U * (1 + 1e-9)):
-        df = fresh_equivalent(fit, N[i], fit.y[i], D[i], U[i])
+        df = fresh_equivalent(fresh, N[i], fit.y[i], D[i], U[i])
         out.append({"id": ids[i], "N": N[i], "D": D[i], "unique_tokens": U[i], "epochs": D[i] / U[i],
                     "observed": fit.y[i], "predicted": float(fit.predict(fit.x[i:i + 1])[0]),
                     "D_effective_law": De[i], "value_law": (De[i] - U[i]) / (D[i] - U[i]),
@@ -91,10 +105,30 @@ def allocation(fit: Fit, C: float, U: float, n_range: tuple[float, float]) -> di
     return row
 
 
-def summarize(name: str, fit: Fit, ids: list, c_range: tuple[float, float], n_range: tuple[float, float]) -> dict:
+def two_stage(fit: Fit, fresh: Fit, n_resamples: int, seed: int) -> dict | None:
+    """R_D* with the base form fixed at the fresh-data law ``fresh``."""
+    if fresh is fit:
+        return None
+    # R_D* only: N_opt(U_D) comes from the fresh law's own exponents, which at these sizes
+    # can put it orders of magnitude off (on zipf_facts below one parameter), so R_N* is
+    # left to the joint fit
+    law = EffectiveData(fit.form.name, fit.form.form, fit.form.base, False,
+                        tuple((k, v) for k, v in fresh.params.items() if k != "E"))
+    f = fit_form(law, fit.x, fit.y, fresh.params.get("E", fit.floor) if fit.floor is None else fit.floor, fit.delta)
+    residual_bootstrap(f, n_resamples, seed)
+    ci = f.ci95() or {}
+    return {"fixed": {k: v for k, v in fresh.params.items()}, "params": f.params, "ci95": ci or None,
+            "rms_log": f.rms_log, "ci95_at_bound": f.at_bound() or None,
+            "value_of_a_repeated_token": [{"epochs": e, "value_law": float(value_per_repeat(e - 1, f.params["R_D*"]))}
+                                          for e in EPOCHS_SHOWN]}
+
+
+def summarize(name: str, fit: Fit, ids: list, c_range: tuple[float, float], n_range: tuple[float, float],
+              n_resamples: int = 0, seed: int = 0) -> dict:
     """The ``data_constrained`` block of fit.json for the law ``name``."""
     ci = fit.ci95() or {}
     bp = fit.boot_params()
+    fresh, fresh_what = fresh_law(fit)
     k = fit.names.index("R_D*")
     rd = fit.params["R_D*"]
     curve = []
@@ -112,10 +146,13 @@ def summarize(name: str, fit: Fit, ids: list, c_range: tuple[float, float], n_ra
             "value_of_a_repeated_token": curve,
             "value_definition": "(D' - U_D) / (D - U_D): a repeated token's worth in fresh tokens, "
                                 "R_D* (1 - exp(-R_D / R_D*)) / R_D at R_D = epochs - 1",
-            "runs": runs(fit, ids),
-            "observed_definition": "D_fresh_equivalent: the D at which the same law with every token fresh "
-                                   "(U_D = D) predicts the run's observed loss; value_observed = "
-                                   "(D_fresh_equivalent - U_D) / (D - U_D)",
+            "fresh_law": {"what": fresh_what, "params": fresh.params, "rms_log": fresh.rms_log},
+            "runs": runs(fit, ids, fresh),
+            "observed_definition": "D_fresh_equivalent: the D at which the fresh-data law predicts the run's "
+                                   "observed loss; value_observed = (D_fresh_equivalent - U_D) / (D - U_D)",
+            "two_stage": two_stage(fit, fresh, n_resamples, seed),
+            "two_stage_definition": "Muennighoff et al.'s procedure: the base form fixed at the fresh-data law, "
+                                    "only R_D* fitted on every run (N' = N); intervals hold the fresh law fixed",
             "allocation": alloc,
             "allocation_method": "numerical minimum over N of the law at C = 6 N D from a pool of U_D unique tokens "
                                  "(D / U_D epochs), beside the fresh-data minimum at the same C"}

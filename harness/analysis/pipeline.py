@@ -251,7 +251,7 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
         _note(msgs, w)
     if copt is not None:
         copt["isoflop_agreement"] = co.agreement(copt, iso)
-    dc = _data_constrained(table, fits, laws, selected)
+    dc = _data_constrained(table, fits, laws, selected, n_resamples, seed)
     conv = counting_conventions(table, fits.get(selected) if selected else None, delta)
     probes, pdata = analyze_probes(table, seed=seed)
     if pdata is not None and pdata.skipped:
@@ -263,7 +263,8 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
                     data_constrained=dc)
 
 
-def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None) -> dict | None:
+def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None, n_resamples: int,
+                      seed: int) -> dict | None:
     """The repeated-data block, on the selected law when it is a data-constrained one,
     else on the data-constrained law with the lowest held-out error."""
     cand = [k for k in DATA_CONSTRAINED if fits.get(k) is not None]
@@ -271,8 +272,9 @@ def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None
         return None
     score = {k: laws[k].get("heldout_mean_reducible_error") for k in cand}
     name = selected if selected in cand else min(cand, key=lambda k: (score[k] is None, score[k] or 0.0))
-    out = dc_summary(name, fits[name], table.ids, (float(table.C.min()), float(table.C.max())),
-                     (float(table.N.min()), float(table.N.max())))
+    with blas_threads(1):
+        out = dc_summary(name, fits[name], table.ids, (float(table.C.min()), float(table.C.max())),
+                         (float(table.N.min()), float(table.N.max())), n_resamples, seed)
     out["selected_overall"] = name == selected
     return out
 

@@ -566,13 +566,19 @@ def repeated_token_value(a: Analysis):
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.subplots()
     es = np.geomspace(1.01, max(64.0, max(r["epochs"] for r in runs) * 1.3), 200)
-    ax.plot(es, value_per_repeat(es - 1, dc["R_D*"]), "k-", lw=1.5, label=f"law: R_D* = {dc['R_D*']:.3g}")
+    ax.plot(es, value_per_repeat(es - 1, dc["R_D*"]), "k-", lw=1.5, label=f"{dc['law']} (joint fit): R_D* = {dc['R_D*']:.3g}")
     bp = f.boot_params()
     if bp is not None and len(bp):
         k = f.names.index("R_D*")
         v = value_per_repeat(es[None, :] - 1, bp[:, k, None])
         lo, hi = np.percentile(v, [2.5, 97.5], axis=0)
         ax.fill_between(es, lo, hi, color="0.6", alpha=0.3, lw=0, label="95% band (bootstrap)")
+    ts = dc.get("two_stage")
+    if ts:
+        ci = (ts.get("ci95") or {}).get("R_D*")
+        ax.plot(es, value_per_repeat(es - 1, ts["params"]["R_D*"]), "--", color="C0", lw=1.3,
+                label=f"two-stage (fresh law fixed): R_D* = {ts['params']['R_D*']:.3g}"
+                      + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""))
     ax.plot(es, value_per_repeat(es - 1, 15.4), ":", color="C3", lw=1.2,
             label="Muennighoff et al. 2023 (C4): R_D* = 15.4")
     N = np.array([r["N"] for r in runs])
@@ -580,7 +586,7 @@ def repeated_token_value(a: Analysis):
     obs = [(r["epochs"], r["value_observed"], r["N"]) for r in runs if r["value_observed"] is not None]
     if obs:
         e, v, n = map(np.array, zip(*obs))
-        ax.scatter(e, v, c=n, cmap="viridis", norm=norm, s=22, zorder=3, label="runs (observed)")
+        ax.scatter(e, v, c=n, cmap="viridis", norm=norm, s=22, zorder=3, label="runs: observed, against the fresh-data law")
     ax.axhline(1.0, color="0.5", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(_PLAIN)

@@ -231,13 +231,23 @@ def repeated_data(a: Analysis) -> str | None:
            + f", L = {dc['form']}. R_D* = {_v(dc['R_D*'])} {_ci(dc.get('R_D*_ci95'))}"
            + (f", R_N* = {_v(dc['R_N*'])} {_ci(dc.get('R_N*_ci95'))}" if dc.get("R_N*") is not None else "")
            + " (Muennighoff et al. on C4: 15.4 and 5.3)."]
+    ts = dc.get("two_stage")
+    if ts:
+        ci = ts.get("ci95") or {}
+        out.append(f"Two-stage ({dc['two_stage_definition']}): "
+                   + ", ".join(f"{k} = {_v(v)} {_ci(ci.get(k))}" for k, v in ts["params"].items())
+                   + f", RMS log {_v(ts['rms_log'])}"
+                   + (f"; {', '.join(ts['ci95_at_bound'])} reach the search bound" if ts.get("ci95_at_bound") else "")
+                   + "; a repeated token is then worth " + ", ".join(
+                       f"{_v(v['value_law'])} at {v['epochs']} epochs" for v in ts["value_of_a_repeated_token"]) + ".")
     rows = [[v["epochs"], _v(v["value_law"]), _ci(v.get("ci95"))] for v in dc["value_of_a_repeated_token"]]
     out.append("Value of a repeated token, " + dc["value_definition"] + ":\n\n"
                + _table(["epochs", "value (fresh tokens)", "95% interval"], rows))
     rows = [[r["id"], _v(r["N"]), _v(r["D"]), _v(r["unique_tokens"]), _v(r["epochs"]), _v(r["observed"]),
              _v(r["predicted"]), _v(r["value_law"]), _v(r["value_observed"]) if r["value_observed"] is not None
              else "below the fresh law's limit"] for r in dc["runs"]]
-    out.append("Runs that repeat data (" + dc["observed_definition"] + "):\n\n"
+    out.append("Runs that repeat data (" + dc["observed_definition"] + "; the fresh-data law: "
+               + dc["fresh_law"]["what"] + "):\n\n"
                + _table(["run", "N", "D", "U_D", "epochs", "loss", "law", "value (law)", "value (observed)"], rows))
     rows = []
     for r in dc["allocation"]:
