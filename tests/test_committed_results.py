@@ -99,7 +99,8 @@ def test_no_parameter_sits_at_a_search_bound_unflagged(sweep):
             continue
         form = MUENNIGHOFF_RD if law == "muennighoff" and "R_N*" not in block["params"] else LAWS.get(law, POWER)
         lo, hi = form.bounds()
-        bounds = {k: (lo[i], hi[i]) for i, k in enumerate(form.names) if np.isfinite(lo[i]) or np.isfinite(hi[i])}
+        bounds = {k: (lo[i], hi[i]) if not k.startswith("R_") else (math.exp(lo[i]), math.exp(hi[i]))  # log R* inside
+                  for i, k in enumerate(form.names) if np.isfinite(lo[i]) or np.isfinite(hi[i])}
         at = set()
         for k, (b0, b1) in bounds.items():
             values = [block["params"][k], *(block.get("ci95") or {}).get(k, [])]
@@ -179,6 +180,9 @@ def test_the_data_limited_sweep_repeats_its_pools_and_fits_R_D_star(refit):
     assert "most_epochs" in committed["extrapolation"]
     assert len(dc["runs"]) == 45 and len(dc["value_of_a_repeated_token"]) >= 5
     assert fit["data_constrained"]["R_D*"] == dc["R_D*"]
+    ts = dc["two_stage"]  # Muennighoff's procedure: the fresh-data law fixed, R_D* fitted
+    lo, hi = ts["ci95"]["R_D*"]
+    assert lo < ts["params"]["R_D*"] < hi and hi < 1000
 
 
 def test_the_text_sweep_fits_free_E_and_records_its_epochs(refit):

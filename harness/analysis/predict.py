@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     fit = load(args.results_dir)
     res = optimal(fit, args.c, args.law, args.u) if args.c is not None else predict(fit, args.n, args.d, args.law, args.u)
     if args.c is not None and res.get("N"):
-        res["train"] = train_line(res["N"], res["D"])
+        res["train"] = train_line(res["N"], res["D"]) + (f" data.unique_tokens={int(round(args.u))}" if args.u else "")
     if args.json:
         print(json.dumps(res))
         return 0
