@@ -27,7 +27,7 @@ COMMITTED = ["cpu", "isoflop", "data_limited", "cpu_text"]
 
 # what depends on the bootstrap: left out of the quick point-estimate comparison
 BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "noise_log",
-             "no_optimum_share", "surface_ci95", "agree", "settings", "figures"}
+             "no_optimum_share", "surface_ci95", "agree", "settings", "figures", "R_D*_ci95", "R_N*_ci95"}
 
 
 def _point_part(obj):

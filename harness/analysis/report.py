@@ -180,7 +180,9 @@ def one_variable(a: Analysis) -> str:
         if law.get("params") is None:
             out.append(f"Not fitted: {law.get('skipped')}.")
             continue
-        out.append(_law_table(law) + f"\n\nRMS log {_v(law['rms_log'])}.")
+        out.append(_law_table(law) + f"\n\nRMS log {_v(law['rms_log'])}."
+                   + (f" The intervals of {', '.join(law['ci95_at_bound'])} reach the search bound: the data do not "
+                      f"bound them there." if law.get("ci95_at_bound") else ""))
     line = f["laws"]["L_C"].get("fixed_floor_line")
     if line:
         out.append(f"With the known floor: {line['form']}, gamma = {line['gamma']:.4g} {_ci(line['gamma_ci95'])} "
