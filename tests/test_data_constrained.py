@@ -155,6 +155,17 @@ def test_fresh_equivalent_inverts_the_fresh_law():
     assert fresh_equivalent(fit, N, 1.3001, D_max=D, U=D / 8) is None  # below infinite fresh data's loss
 
 
+def test_one_repetition_count_fits_no_data_constrained_law(tmp_path):
+    """Every repeated run at 4 epochs: R_D* cannot be told from B and beta, so the fit
+    leaves the data-constrained laws out and says why."""
+    X, y, _ = _synthetic()
+    keep = (X[:, 1] == X[:, 2]) | (X[:, 1] == 4 * X[:, 2])
+    fit = fit_table(_table(X[keep], y[keep], 1.3), tmp_path, n_resamples=0, n_jobs=1, figures=False)["fit"]
+    assert "data_constrained" not in fit and "muennighoff" not in fit["laws"]
+    assert "most_epochs" not in fit["extrapolation"]
+    assert any("all at about 4 epochs: one repetition count" in w for w in fit["warnings"])
+
+
 def test_no_data_constrained_law_without_repeated_data(tmp_path):
     X, y, _ = _synthetic()
     fresh = X[:, 1] == X[:, 2]

@@ -113,6 +113,11 @@ def _joint_fits(table: Table, msgs: list[str], delta) -> dict[str, Fit | None]:
     fits = {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta) for name, form in JOINT.items()}
     if not table.repeated.any():
         return fits
+    if not table.repetitions_vary:
+        ep = float(np.median(table.D[table.repeated] / table.U[table.repeated]))
+        _note(msgs, f"{int(table.repeated.sum())} runs repeat data, all at about {ep:.3g} epochs: one repetition count "
+                    f"cannot separate R_D* from the other parameters, so no data-constrained law is fitted", warn=False)
+        return fits
     for name, form in DATA_CONSTRAINED.items():
         fit = _fit(form, table.XU, table.loss, table.floor, msgs, name, delta)
         if fit is not None and form.excess and not excess_rows(fit).any():
@@ -282,7 +287,7 @@ def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None
 def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tuple[str | None, dict | None]:
     forms = {k: fits[k].form for k in LAWS if fits.get(k) is not None}
     held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta,
-                                     table.U)
+                                     table.U if table.repetitions_vary else None)
     scores = {}
     for k in forms:
         laws[k]["heldout"] = held[k]

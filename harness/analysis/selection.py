@@ -5,8 +5,8 @@ Three hold-outs, each a prediction of runs the fit did not see:
 - ``largest_N``: every run of the largest model size;
 - ``largest_D``: every run of the largest token count;
 - ``top_C``: the top 20% of runs by compute (at least one);
-- ``most_epochs``: only when some runs repeat data, every run of the most epochs
-  (D / U_D): how far a law extrapolates in repetitions.
+- ``most_epochs``: only when runs repeat data at two or more epoch counts, every run
+  of the most epochs (D / U_D): how far a law extrapolates in repetitions.
 
 Every candidate form is refitted without the held-out runs and predicts them. Errors:
 ``reducible_error`` = mean |pred - obs| / (obs - F) (units of the loss still to gain;

@@ -56,6 +56,14 @@ class Table:
         return np.zeros(len(self), bool) if self.U is None else self.D > self.U * (1 + 1e-9)
 
     @property
+    def repetitions_vary(self) -> bool:
+        """Whether the runs that repeat data do so at two or more epoch counts D / U_D:
+        with one, a law cannot tell how fast repeated tokens lose value (R_D*) from its
+        other parameters."""
+        ep = self.D[self.repeated] / self.U[self.repeated] if self.repeated.any() else np.array([])
+        return len(np.unique(np.round(np.log(ep), 2))) >= 2
+
+    @property
     def XU(self) -> np.ndarray:
         """(n, 3) array of N, D, U_D for the data-constrained laws (U_D = D when unknown)."""
         return np.column_stack([self.N, self.D, self.D if self.U is None else self.U])
