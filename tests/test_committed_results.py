@@ -23,6 +23,10 @@ from harness.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ["cpu", "isoflop", "data_limited", "cpu_text"]
+# the byte-for-byte refit (400 resamples) costs 1-2 minutes a sweep: the reference sweeps
+# only, to keep the suite's time (data_limited and cpu_text were refitted to the same bytes
+# when committed; their point estimates are checked above on every run)
+BYTE_IDENTICAL = ["cpu", "isoflop"]
 
 
 # what depends on the bootstrap: left out of the quick point-estimate comparison
@@ -58,7 +62,7 @@ def test_refit_point_estimates_equal_the_committed_ones(refit):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sweep", COMMITTED)
+@pytest.mark.parametrize("sweep", BYTE_IDENTICAL)
 def test_refit_of_committed_records_is_byte_identical(sweep, tmp_path):
     """What the README promises: ``harness-fit results/SWEEP`` (400 resamples, figures)
     rewrites fit.json, report.md and runs.csv byte for byte, and names the same figures.
