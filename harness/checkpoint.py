@@ -37,9 +37,12 @@ def load(path: Path, device: torch.device) -> dict:
 
 
 def family_id(config: dict) -> str:
-    """The run id with the token budget left out: runs of one family differ only in D."""
+    """The run id with the token budget left out: runs of one family differ only in D.
+    With ``data.epochs`` set the pool D / epochs moves with D, so runs of different D
+    share no batches and each is a family of its own."""
     base = dict(config)
-    base["data"] = {k: v for k, v in config["data"].items() if k not in ("tokens", "flop_budget")}
+    budget = ("tokens", "flop_budget") if config["data"].get("epochs") is None else ()
+    base["data"] = {k: v for k, v in config["data"].items() if k not in budget}
     return records.run_id(base)
 
 

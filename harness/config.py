@@ -51,6 +51,9 @@ class DataConfig:
     # U_D: train on the first unique_tokens tokens of the source, repeated in epochs
     # (D / U_D of them); null: every token fresh (harness.data.SOURCES: synthetic, text)
     unique_tokens: Optional[int] = knob(None, hash_null=False)
+    # or the repetitions instead: a pool of D / epochs tokens (U_D rounded down), for
+    # sweeps that set epochs on a grid of D; give at most one of the two
+    epochs: Optional[float] = knob(None, hash_null=False)
     eval_tokens: int = 65_536  # held-out tokens per evaluation
     # per-skill probes: zipf_facts records per frequency bucket (0 disables); other
     # sources probe token-frequency buckets on the held-out windows
@@ -203,6 +206,14 @@ def resolve_lr(train: Any, n_nonembedding: int) -> float:
     if isinstance(train.lr, str):
         return 0.003239 - 0.0001395 * math.log(n_nonembedding)
     return float(train.lr)
+
+
+def unique_tokens(data: Any, D: int) -> Optional[int]:
+    """U_D of a run that trains on D tokens: ``data.unique_tokens``, or D / ``data.epochs``
+    rounded down; None when every token is fresh."""
+    if data.epochs is not None:
+        return max(1, math.floor(D / float(data.epochs)))
+    return data.unique_tokens
 
 
 def to_container(cfg: Any) -> dict:

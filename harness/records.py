@@ -79,10 +79,11 @@ class RunRecord(TypedDict, total=False):
     mfu: Annotated[Optional[float], NUMBER, CSV]  # null on CPU and unknown GPUs
     device: Annotated[str, CSV]
     data_info: dict  # facts the data source reports (epochs over a corpus, ...)
-    # data.unique_tokens (U_D), or null when every token is fresh; not runs.csv columns,
-    # so committed runs.csv files keep their bytes (their columns are fixed)
+    # U_D: the pool the run repeats (data.unique_tokens or D / data.epochs; on text with
+    # neither, the corpus's training part), null when every token is fresh; not runs.csv
+    # columns, so committed runs.csv files keep their bytes (their columns are fixed)
     unique_tokens: Annotated[Optional[int], NUMBER]
-    epochs: Annotated[float, NUMBER]  # D / U_D; 1 when fresh (text, U_D null: D / the corpus's training tokens)
+    epochs: Annotated[float, NUMBER]  # D / U_D; 1 when every token is fresh
     precision: str
     versions: dict  # torch, harness, git commit, python
     torch_threads: Optional[int]  # CPU runs: bitwise reproducible for a fixed thread count

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from harness.config import ConfigError
+from harness.config import ConfigError, unique_tokens
 from harness.data import SOURCES
 from harness.model import planned_tokens
 
@@ -93,23 +93,33 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"train.branch_tokens={list(t.branch_tokens)} must be positive token counts")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     SOURCES[d.source].validate(cfg)
-    if d.unique_tokens is not None:
+    if d.unique_tokens is not None or d.epochs is not None:
         _check_unique_tokens(cfg)  # last: for text it reads the token stream
 
 
 def _check_unique_tokens(cfg: Any) -> None:
-    """``data.unique_tokens`` (U_D): a positive count no larger than the run's D; the
-    source then checks that it can give that many (text: its training tokens)."""
-    u = cfg.data.unique_tokens
-    if isinstance(u, bool) or not isinstance(u, int) or u < 1:
-        raise ConfigError(f"data.unique_tokens={u!r} must be a positive token count (or null: every token fresh)")
+    """``data.unique_tokens`` (U_D) or ``data.epochs``: a positive count no larger than the
+    run's D (at least one epoch); the source then checks that it can give that many
+    (text: its training tokens)."""
+    u, e = cfg.data.unique_tokens, cfg.data.epochs
     D = planned_tokens(cfg)
-    if u > D:
-        what = f"the run's D={D} (data.flop_budget / 6N)" if cfg.data.flop_budget else f"data.tokens={D}"
-        raise ConfigError(f"data.unique_tokens={u} is above {what}: a run cannot see more unique tokens than it trains on")
+    if e is not None:
+        if u is not None:
+            raise ConfigError(f"data.unique_tokens={u} and data.epochs={e}: give one of the two (U_D, or D / U_D)")
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (math.isfinite(e) and e >= 1):
+            raise ConfigError(f"data.epochs={e!r} must be a number >= 1 (U_D = D / epochs; or null: every token fresh)")
+        u = unique_tokens(cfg.data, D)
+        label = f"data.epochs={e} gives data.unique_tokens={u}, which"
+    else:
+        if isinstance(u, bool) or not isinstance(u, int) or u < 1:
+            raise ConfigError(f"data.unique_tokens={u!r} must be a positive token count (or null: every token fresh)")
+        label = f"data.unique_tokens={u}"
+        if u > D:
+            what = f"the run's D={D} (data.flop_budget / 6N)" if cfg.data.flop_budget else f"data.tokens={D}"
+            raise ConfigError(f"{label} is above {what}: a run cannot see more unique tokens than it trains on")
     check = getattr(SOURCES[cfg.data.source], "check_unique_tokens", None)
     if check is not None:
-        check(cfg)
+        check(cfg, u, label)
 
 
 def _check_train_numbers(t: Any) -> None:

@@ -205,7 +205,9 @@ def test_a_text_run_records_its_pool_and_epochs(tmp_path):
     for k, v in kw.items():
         fresh[k.split(".")[0]][k.split(".")[1]] = v
     rec = train(fresh)
-    assert rec["unique_tokens"] is None and rec["epochs"] == 4096 / rec["data_info"]["train_tokens_available"]
+    # the corpus is finite: with U_D null the pool is the whole training part
+    n_train = rec["data_info"]["train_tokens_available"]
+    assert rec["unique_tokens"] == n_train and rec["epochs"] == 4096 / n_train
 
 
 def test_an_isoflop_run_checks_unique_tokens_against_its_own_D(tiny_cfg):
@@ -215,3 +217,52 @@ def test_an_isoflop_run_checks_unique_tokens_against_its_own_D(tiny_cfg):
     with pytest.raises(ConfigError) as e:
         validate(tiny_cfg(**{"data.flop_budget": 1e10, "data.unique_tokens": d + 1}))
     assert str(e.value).startswith(f"data.unique_tokens={d + 1} is above the run's D={d} (data.flop_budget / 6N)")
+
+
+# ----- data.epochs: U_D = D / epochs -----
+
+def test_epochs_is_the_pool_of_D_over_epochs_bitwise(tiny_cfg):
+    """data.epochs=4 builds the pool of data.unique_tokens=D/4 and trains the same bits;
+    each is its own run id (as data.flop_budget and data.tokens are)."""
+    by_e = train(tiny_cfg(**{"data.epochs": 4}))
+    by_u = train(tiny_cfg(**{"data.unique_tokens": D // 4}))
+    assert (by_e["unique_tokens"], by_e["epochs"]) == (D // 4, 4.0)
+    assert by_e["curve"] == by_u["curve"] and by_e["run_id"] != by_u["run_id"]
+
+
+def test_epochs_runs_of_different_D_are_not_one_wsd_family():
+    """Their pools D / epochs differ, so a WSD ladder must not branch one from another."""
+    from harness.checkpoint import family_id
+    from harness.config import make_config
+
+    def cfg(**kw):
+        return to_container(make_config(**kw))
+
+    assert family_id(cfg(**{"data.tokens": 1000})) == family_id(cfg(**{"data.tokens": 2000}))
+    assert family_id(cfg(**{"data.tokens": 1000, "data.unique_tokens": 500})) == \
+        family_id(cfg(**{"data.tokens": 2000, "data.unique_tokens": 500}))
+    assert family_id(cfg(**{"data.tokens": 1000, "data.epochs": 2})) != \
+        family_id(cfg(**{"data.tokens": 2000, "data.epochs": 2}))
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"data.epochs": 0.5}, "data.epochs=0.5 must be a number >= 1"),
+    ({"data.epochs": 0}, "data.epochs=0.0 must be a number >= 1"),
+    ({"data.epochs": float("nan")}, "data.epochs=nan must be a number >= 1"),
+    ({"data.epochs": 2, "data.unique_tokens": 100}, "data.unique_tokens=100 and data.epochs=2.0: give one of the two"),
+])
+def test_bad_epochs_stop_in_validation(tiny_cfg, kw, message):
+    with pytest.raises(ConfigError) as e:
+        validate(tiny_cfg(**kw))
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    validate(tiny_cfg(**{"data.epochs": 1}))
+
+
+def test_epochs_on_text_checks_the_pool_it_gives(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus.txt")
+    with pytest.raises(ConfigError) as e:
+        validate(text_cfg(tmp_path, corpus, epochs=1000, tokens=4000))
+    assert str(e.value).startswith("data.epochs=1000.0 gives data.unique_tokens=4, which is too few for model.context=16")
+    n_train = build_data(text_cfg(tmp_path, corpus), 1000).info["train_tokens_available"]
+    with pytest.raises(ConfigError, match=f"data.epochs=1.0 gives data.unique_tokens={10 * n_train}, which is above"):
+        validate(text_cfg(tmp_path, corpus, epochs=1.0, tokens=10 * n_train))

@@ -12,6 +12,8 @@ Modules, one concept each:
 - ``frontier``: which points feed L(N), L(D) and the end-of-schedule frontier L(C).
 - ``compute_optimal``: N_opt, D_opt on the selected surface.
 - ``isoflop``: IsoFLOP parabolas (Chinchilla approach 2).
+- ``data_constrained``: repeated data on Muennighoff et al.'s law (the value of a
+  repeated token, the data-constrained allocation).
 - ``probes``: per-skill probes next to the loss (sigmoid sharpness, learning order,
   does the loss law predict the next skill).
 - ``pipeline``: all of the above end to end; ``plots``, ``report``: the outputs.

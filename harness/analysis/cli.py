@@ -1,7 +1,7 @@
 """``harness-fit``: fit a sweep's records or any CSV table.
 
     harness-fit RESULTS_DIR [--out DIR]
-    harness-fit --csv FILE --n COL (--d COL | --c COL) --loss COL [--floor F] [--out DIR]
+    harness-fit --csv FILE --n COL (--d COL | --c COL) --loss COL [--d-unique COL] [--floor F] [--out DIR]
 
 Writes fit.json, figures/*.png and report.md (and runs.csv for records) into ``--out``
 (default: RESULTS_DIR, or ``./<csv stem>_fit`` for a CSV). Input problems print one
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--d", help="CSV column with training tokens D")
     g.add_argument("--c", help="CSV column with training compute C; then D = C / (6 N)")
     p.add_argument("--loss", help="CSV column with the final loss")
+    p.add_argument("--d-unique", metavar="COL", help="CSV column with the unique tokens U_D of each row (repeated "
+                   "data, D / U_D epochs): adds Muennighoff et al.'s data-constrained laws")
     p.add_argument("--id", dest="id_col", help="CSV column naming each row (default: row index)")
     p.add_argument("--flop-budget", help="CSV column with an iso-FLOP group's budget (empty when none); without it, "
                    "rows sharing a compute within 1%% (3 or more) form IsoFLOP groups")
@@ -67,6 +69,13 @@ def _summary(res: dict) -> str:
             lines.append(f"  held out {h}: {e['reducible_error']:.1%} {unit} ({e['nats']:.4f} nats); "
                          f"baselines {', '.join(f'{k} {v:.1%}' for k, v in b.items() if v is not None)}"
                          f"{'' if e['passes'] else '  (does not beat them)'}")
+    dc = f.get("data_constrained")
+    if dc:
+        ci = dc.get("R_D*_ci95")
+        lines.append(f"repeated data ({dc['law']}): R_D* = {dc['R_D*']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+                     + (f", R_N* = {dc['R_N*']:.3g}" if dc.get("R_N*") is not None else "")
+                     + "; a repeated token is worth " + ", ".join(f"{v['value_law']:.2f} at {v['epochs']} epochs"
+                                                                  for v in dc["value_of_a_repeated_token"][1:4:2]))
     co = f.get("compute_optimal") or {}
     if co.get("a") is not None:
         ci = (co.get("ci95") or {}).get("a")
@@ -83,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give either RESULTS_DIR or --csv FILE")
     if args.csv and not (args.n and args.loss and (args.d or args.c)):
         p.error("--csv needs --n COL, --loss COL and one of --d COL or --c COL")
+    if args.d_unique and not args.csv:
+        p.error("--d-unique names a CSV column: give it with --csv (records carry unique_tokens themselves)")
     if args.resamples < 0 or args.jobs < 1:
         p.error("--resamples must be >= 0 and --jobs >= 1")
     if args.huber_delta is not None and not args.huber_delta > 0:
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.csv:
                 table = from_csv(args.csv, n=args.n, loss=args.loss, d=args.d, c=args.c,
                                  drop_highest_loss=args.drop_highest_loss, id_col=args.id_col,
-                                 budget_col=args.flop_budget, floor=args.floor)
+                                 budget_col=args.flop_budget, floor=args.floor, d_unique=args.d_unique)
                 out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.csv).stem}_fit"
                 res = fit_table(table, out, **kw)
             else:

@@ -42,18 +42,20 @@ def optimal_nd(C, A, B, alpha, beta):
 
 
 def numeric_n_opt(form: Form, P: np.ndarray, C: float, n_range: tuple[float, float],
-                  ln_cost=None) -> np.ndarray:
+                  ln_cost=None, unique: float | None = None) -> np.ndarray:
     """N_opt at compute C for reported parameters P (m, k) (E does not move it); NaN
     where the minimum sits at the edge of ``n_range`` widened by SEARCH_DECADES.
 
     ``ln_cost(lnN)`` is the log of the FLOPs per training token (default 6 N, so that
-    C = 6 N D); another counting convention passes its own."""
+    C = 6 N D); another counting convention passes its own. ``unique``: a pool of U_D
+    unique tokens for a data-constrained form (inputs N, D, U_D): D = C / 6N of them
+    seen in D / U_D epochs."""
     ln_cost = ln_cost or (lambda ln_n: np.log(6.0) + ln_n)
     lo, hi = np.log(n_range[0]) - SEARCH_DECADES * np.log(10), np.log(n_range[1]) + SEARCH_DECADES * np.log(10)
     lnN = np.linspace(lo, hi, GRID)
     lnD = np.log(C) - ln_cost(lnN)
     lnN, lnD = lnN[lnD >= 0], lnD[lnD >= 0]  # D >= 1 token
-    x = np.column_stack([lnN, lnD])
+    x = np.column_stack([lnN, lnD] + ([np.full(len(lnN), np.log(unique))] if unique is not None else []))
     lr = form.log_r(form.theta(np.atleast_2d(P)), x)  # (m, GRID)
     i = np.argmin(lr, axis=1)
     edge = (i == 0) | (i == len(lnN) - 1)

@@ -13,6 +13,15 @@ leading axes (so a whole bootstrap sample evaluates at once). The fit predicts
   data depends on N.
 - ``product``: R = A / (N^alpha D^beta): log(L - E) is a plane in (ln N, ln D).
 - ``power``: R = A x^-alpha for one input (L(N), L(D), L(C)).
+- ``muennighoff`` (Muennighoff et al. 2023, eqs. 5-7): the additive form at effective
+  data and parameters, R = A/N'^alpha + B/D'^beta, inputs (N, D, U_D):
+  D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), R_D = D / U_D - 1 (repetitions beyond
+  the first epoch; U_D above D counts as D), and N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),
+  U_N = min(N, N_opt(U_D)), R_N = N / U_N - 1, where N_opt(U_D) = (alpha A / (beta B))^(1/alpha)
+  U_D^(beta/alpha) is the compute-optimal size for U_D tokens on the same law (Hoffmann
+  et al. eq. 4 solved for N at D = U_D: 0.050987 U_D at their published values).
+  ``muennighoff_interaction``: D' in the interaction form (R_D* only; its N_opt has no
+  closed form). Given two inputs (N, D) both read U_D = D: fresh data.
 
 Objective: the sum of squared log-loss residuals (the maximum-likelihood fit under
 log-normal run-to-run noise, which is what the bootstrap below assumes), or with
@@ -70,6 +79,10 @@ class Form:
         """Initial theta for a target reducible loss ``r`` (n,) > 0."""
         raise NotImplementedError
 
+    def center(self, logx: np.ndarray) -> np.ndarray:
+        """The centre of the log inputs (n, d) that the fit subtracts: their mean."""
+        return logx.mean(axis=0)
+
     def theta(self, p: np.ndarray) -> np.ndarray:
         """Internal theta at uncentred inputs from reported parameters (..., len(names))."""
         p = np.array(p, dtype=float)
@@ -101,7 +114,7 @@ EXP_GRID = (0.1, 0.25, 0.5, 1.0)
 
 class Additive(Form):
     def log_r(self, th, lx):
-        return _lae(_col(th, 0) - _col(th, 2) * lx[:, 0], _col(th, 1) - _col(th, 3) * lx[:, 1])
+        return _lae(_col(th, 0) - _col(th, 2) * lx[..., 0], _col(th, 1) - _col(th, 3) * lx[..., 1])
 
     def bounds(self):
         return [-np.inf, -np.inf, EXP_BOUNDS[0], EXP_BOUNDS[0]], [np.inf, np.inf, EXP_BOUNDS[1], EXP_BOUNDS[1]]
@@ -115,7 +128,7 @@ class Additive(Form):
         out = []
         for al in EXP_GRID:
             for be in EXP_GRID:
-                c = _nnls_starts([np.exp(-al * lx[:, 0]), np.exp(-be * lx[:, 1])], r)
+                c = _nnls_starts([np.exp(-al * lx[..., 0]), np.exp(-be * lx[..., 1])], r)
                 if c is not None:
                     out.append(np.array([np.log(c[0]), np.log(c[1]), al, be]))
         return out
@@ -124,7 +137,7 @@ class Additive(Form):
 class Interaction(Additive):
     def log_r(self, th, lx):
         g = _col(th, 4)
-        return g * _lae((_col(th, 0) - _col(th, 2) * lx[:, 0]) / g, (_col(th, 1) - _col(th, 3) * lx[:, 1]) / g)
+        return g * _lae((_col(th, 0) - _col(th, 2) * lx[..., 0]) / g, (_col(th, 1) - _col(th, 3) * lx[..., 1]) / g)
 
     def bounds(self):
         lo, hi = super().bounds()
@@ -148,7 +161,7 @@ class Interaction(Additive):
 class KaplanE(Form):
     def log_r(self, th, lx):
         aN, aD = _col(th, 2), _col(th, 3)
-        return aD * _lae((aN / aD) * (_col(th, 0) - lx[:, 0]), _col(th, 1) - lx[:, 1])
+        return aD * _lae((aN / aD) * (_col(th, 0) - lx[..., 0]), _col(th, 1) - lx[..., 1])
 
     def bounds(self):
         return [-np.inf, -np.inf, 1e-4, 1e-3], [np.inf, np.inf, EXP_BOUNDS[1], EXP_BOUNDS[1]]
@@ -162,7 +175,7 @@ class KaplanE(Form):
         for aD in EXP_GRID:
             for ratio in (0.3, 1.0, 3.0):
                 z = r ** (1 / aD)  # z = (N_c/N)^ratio + D_c/D, linear in N_c^ratio and D_c
-                c = _nnls_starts([np.exp(-ratio * lx[:, 0]), np.exp(-lx[:, 1])], z)
+                c = _nnls_starts([np.exp(-ratio * lx[..., 0]), np.exp(-lx[..., 1])], z)
                 if c is not None:
                     out.append(np.array([np.log(c[0]) / ratio, np.log(c[1]), ratio * aD, aD]))
         return out
@@ -170,7 +183,7 @@ class KaplanE(Form):
 
 class Product(Form):
     def log_r(self, th, lx):
-        return _col(th, 0) - _col(th, 1) * lx[:, 0] - _col(th, 2) * lx[:, 1]
+        return _col(th, 0) - _col(th, 1) * lx[..., 0] - _col(th, 2) * lx[..., 1]
 
     def bounds(self):
         return [-np.inf, EXP_BOUNDS[0], EXP_BOUNDS[0]], [np.inf, EXP_BOUNDS[1], EXP_BOUNDS[1]]
@@ -180,14 +193,14 @@ class Product(Form):
         return np.stack([np.exp(th[..., 0] + th[..., 1] * c[0] + th[..., 2] * c[1]), th[..., 1], th[..., 2]], axis=-1)
 
     def starts(self, lx, r):
-        M = np.column_stack([np.ones(len(r)), -lx[:, 0], -lx[:, 1]])
+        M = np.column_stack([np.ones(len(r)), -lx[..., 0], -lx[..., 1]])
         th = np.linalg.lstsq(M, np.log(r), rcond=None)[0]
         return [np.clip(th, [-np.inf, 0, 0], [np.inf, 5, 5])]
 
 
 class Power(Form):
     def log_r(self, th, lx):
-        return _col(th, 0) - _col(th, 1) * lx[:, 0]
+        return _col(th, 0) - _col(th, 1) * lx[..., 0]
 
     def bounds(self):
         return [-np.inf, EXP_BOUNDS[0]], [np.inf, EXP_BOUNDS[1]]
@@ -197,9 +210,114 @@ class Power(Form):
         return np.stack([np.exp(th[..., 0] + th[..., 1] * c[0]), th[..., 1]], axis=-1)
 
     def starts(self, lx, r):
-        slope, icpt = np.polyfit(lx[:, 0], np.log(r), 1)
+        slope, icpt = np.polyfit(lx[..., 0], np.log(r), 1)
         return [np.array([icpt, float(np.clip(-slope, 0, 5))])] + [np.array([np.log(np.median(r)), al])
                                                                   for al in EXP_GRID]
+
+
+R_STAR_BOUNDS = (1e-2, 1e3)  # R* -> 0: a repeat is worth nothing; R* >> the sweep's R: as good as fresh
+R_STAR_GRID = (1.0, 4.0, 15.0, 60.0)
+
+
+class EffectiveData(Form):
+    """A base form (additive or interaction) at effective data D' and, with ``excess``,
+    effective parameters N' (additive base only), inputs (N, D, U_D): see the module
+    docstring. ``fixed`` holds reported parameters held at given values (name, value);
+    ``names`` are the free ones. D and U_D share one centre, so D / U_D is unchanged by
+    it; with any of A, B, alpha, beta fixed nothing is centred."""
+
+    def __init__(self, name: str, form: str, base: Form, excess: bool, fixed: tuple = ()):
+        full = base.names + ("R_D*",) + (("R_N*",) if excess else ())
+        fixed = tuple(fixed)
+        unknown = {k for k, _ in fixed} - set(full)
+        if unknown:
+            raise ValueError(f"{name}: no parameter {sorted(unknown)} to fix; parameters are {full}")
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "excess", excess)
+        object.__setattr__(self, "fixed", fixed)
+        object.__setattr__(self, "full", full)
+        object.__setattr__(self, "free", [i for i, k in enumerate(full) if k not in dict(fixed)])
+        super().__init__(name, form, tuple(full[i] for i in self.free), n_inputs=3)
+
+    def with_fixed(self, **values: float) -> "EffectiveData":
+        """The same law with the given reported parameters held fixed (R_D* as R_D_star)."""
+        v = {k.replace("_star", "*"): float(x) for k, x in values.items()}
+        return EffectiveData(self.name, self.form, self.base, self.excess, tuple(v.items()))
+
+    def _internal_fixed(self) -> dict[int, float]:
+        return {self.full.index(k): (np.log(v) if k in ("A", "B", "R_D*", "R_N*") else v) for k, v in self.fixed}
+
+    def _full(self, th: np.ndarray) -> np.ndarray:
+        th = np.asarray(th, float)
+        out = np.empty(th.shape[:-1] + (len(self.full),))
+        out[..., self.free] = th
+        for i, v in self._internal_fixed().items():
+            out[..., i] = v
+        return out
+
+    def center(self, logx):
+        if {k for k, _ in self.fixed} & {"A", "B", "alpha", "beta"}:
+            return np.zeros(logx.shape[1])
+        c = logx.mean(axis=0)
+        if len(c) > 2:
+            c[2] = c[1]
+        return c
+
+    def effective(self, full: np.ndarray, lx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log N', log D') (..., n) at centred log inputs (n, 2 or 3)."""
+        lN, lD = lx[:, 0], lx[:, 1]
+        lU = np.minimum(lx[:, 2], lD) if lx.shape[1] > 2 else lD
+        k = len(self.base.names)
+        rd = np.exp(full[..., k, None])
+        lDe = lU + np.log1p(-rd * np.expm1(-np.expm1(lD - lU) / rd))
+        if not self.excess:
+            return np.broadcast_to(lN, lDe.shape), lDe
+        a, b, al, be = (full[..., i, None] for i in range(4))
+        # N_opt(U_D) of the additive law, in the shared centred coordinates (see the docstring)
+        lNopt = (np.log(al / be) + a - b) / al + (be / al) * lU
+        lUN = np.minimum(lN, lNopt)
+        rn = np.exp(full[..., k + 1, None])
+        return lUN + np.log1p(-rn * np.expm1(-np.expm1(lN - lUN) / rn)), lDe
+
+    def log_r(self, th, lx):
+        full = self._full(th)
+        lNe, lDe = self.effective(full, lx)
+        k = len(self.base.names)
+        return self.base.log_r(full[..., :k], np.stack([lNe, lDe], axis=-1))  # inputs (..., n, 2)
+
+    def bounds(self):
+        lo, hi = self.base.bounds()
+        r = [np.log(R_STAR_BOUNDS[0])], [np.log(R_STAR_BOUNDS[1])]
+        lo, hi = lo + r[0] * (1 + self.excess), hi + r[1] * (1 + self.excess)
+        return [lo[i] for i in self.free], [hi[i] for i in self.free]
+
+    def params(self, th, c):
+        full = self._full(th)
+        k = len(self.base.names)
+        base = self.base.params(full[..., :k], c)
+        p = np.concatenate([base, np.exp(full[..., k:])], axis=-1)
+        return p[..., self.free]
+
+    def theta(self, p):
+        p = np.array(p, dtype=float)
+        for i, name in enumerate(self.names):
+            if name in ("A", "B", "R_D*", "R_N*"):
+                p[..., i] = np.log(p[..., i])
+        return p
+
+    def starts(self, lx, r):
+        k = len(self.base.names)
+        fixed = self._internal_fixed()
+        base = self.base.starts(lx[:, :2], r) if any(i < k for i in self.free) else [np.zeros(k)]
+        out = []
+        for th in base:
+            for rd in R_STAR_GRID:
+                for rn in (R_STAR_GRID[1:3] if self.excess else ()) or (None,):
+                    full = np.concatenate([th, [np.log(rd)], [] if rn is None else [np.log(rn)]])
+                    for i, v in fixed.items():
+                        full[i] = v
+                    out.append(full[self.free])
+        return out
 
 
 CHINCHILLA = Additive("chinchilla", "E + A/N^alpha + B/D^beta", ("A", "B", "alpha", "beta"))
@@ -209,6 +327,14 @@ INTERACTION = Interaction("interaction", "E + [(A/N^alpha)^(1/gamma) + (B/D^beta
 PRODUCT = Product("product", "E + A / (N^alpha D^beta)", ("A", "alpha", "beta"))
 JOINT = {f.name: f for f in (CHINCHILLA, KAPLAN, INTERACTION, PRODUCT)}
 POWER = Power("power", "E + A x^-alpha", ("A", "alpha"), n_inputs=1)
+MUENNIGHOFF = EffectiveData("muennighoff", "E + A/N'^alpha + B/D'^beta, D' = U_D + U_D R_D* (1 - exp(-R_D/R_D*)), "
+                            "N' = U_N + U_N R_N* (1 - exp(-R_N/R_N*)), U_N = min(N, N_opt(U_D))", CHINCHILLA, True)
+MUENNIGHOFF_RD = EffectiveData("muennighoff", "E + A/N^alpha + B/D'^beta, D' = U_D + U_D R_D* (1 - exp(-R_D/R_D*))",
+                               CHINCHILLA, False)  # what the muennighoff law is when no run has excess parameters
+INTERACTION_RD = EffectiveData("muennighoff_interaction", "E + [(A/N^alpha)^(1/gamma) + (B/D'^beta)^(1/gamma)]^gamma, "
+                               "D' = U_D + U_D R_D* (1 - exp(-R_D/R_D*))", INTERACTION, False)
+DATA_CONSTRAINED = {f.name: f for f in (MUENNIGHOFF, INTERACTION_RD)}
+LAWS = {**JOINT, **DATA_CONSTRAINED}  # every law of (N, D); the data-constrained ones also read U_D
 
 
 @dataclass
@@ -233,7 +359,10 @@ class Fit:
 
     def _lx(self, x):
         x = np.asarray(x, float)
-        return np.log(x if x.ndim == 2 else x[:, None]) - self.center
+        x = x if x.ndim == 2 else x[:, None]
+        if x.shape[1] == 2 and len(self.center) == 3:  # (N, D) to a law of (N, D, U_D): fresh data
+            x = np.column_stack([x, x[:, 1]])
+        return np.log(x) - self.center
 
     def log_pred_at(self, th: np.ndarray, x: np.ndarray) -> np.ndarray:
         th = np.asarray(th, float)
@@ -332,29 +461,31 @@ def _bounds(form: Form, logy, floor):
 
 
 def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = None,
-             delta: float | None = None) -> Fit:
+             delta: float | None = None, starts: np.ndarray | None = None) -> Fit:
     """Fit in log L: the form's start grid is scored and its best REFINE starts refined
     (scipy's trust-region reflective least squares, with a Huber loss when ``delta``);
     the best result is kept. With a free E the grid is repeated for E at 0, 0.5, 0.8 and
-    0.95 of the lowest loss."""
+    0.95 of the lowest loss. ``starts`` replaces the grid by given internal parameter rows
+    (``form.theta`` of reported values for a form that centres nothing, E fixed), each
+    refined: to follow another fit's procedure."""
     x = np.asarray(x, float)
     x = x if x.ndim == 2 else x[:, None]
     y = np.asarray(y, float)
-    center = np.log(x).mean(axis=0)
+    center = form.center(np.log(x))
     lx, logy = np.log(x) - center, np.log(y)
     lo, hi = _bounds(form, logy, floor)
     fracs = [None] if floor is not None else [0.0, 0.5, 0.8, 0.95]
-    starts = []
-    for f in fracs:
+    given, starts = starts, []
+    for f in fracs if given is None else ():
         e0 = floor if f is None else f * y.min()
         r = np.maximum(y - e0, 1e-3 * (y.max() - e0) + 1e-12)
         lne = [] if f is None else [np.log(e0) if f > 0 else lo[-1] + 1.0]
         starts += [np.clip(np.append(th, lne), lo, hi) for th in form.starts(lx, r)]
-    starts = np.array(starts)
+    starts = np.array(starts) if given is None else np.clip(np.atleast_2d(np.asarray(given, float)), lo, hi)
     score = _huber(_residual_fn(form, lx, logy, floor)(starts), delta)
     score[~np.isfinite(score)] = np.inf
     results = [_solve(form, lx, logy, floor, starts[i], lo, hi, delta)
-               for i in np.argsort(score, kind="stable")[:REFINE]]
+               for i in np.argsort(score, kind="stable")[:REFINE if given is None else len(starts)]]
     costs = np.array([r.cost if np.all(np.isfinite(r.x)) else np.inf for r in results])
     best = results[int(np.argmin(costs))]
     agree = int(np.sum(costs <= best.cost * (1 + 1e-6) + 1e-14))

@@ -20,7 +20,9 @@ from harness.analysis import compute_optimal as co
 from harness.analysis import selection
 from harness.analysis._threads import blas_threads
 from harness.analysis.errors import AnalysisWarning
-from harness.analysis.forms import JOINT, LSQ, POWER, REFINE, Fit, fit_form, residual_bootstrap
+from harness.analysis.forms import (DATA_CONSTRAINED, JOINT, LAWS, LSQ, MUENNIGHOFF_RD, POWER, REFINE, Fit, fit_form,
+                                    residual_bootstrap)
+from harness.analysis.data_constrained import summarize as dc_summary
 from harness.analysis.frontier import envelope_by, frontier_points, group_values, line_fit
 from harness.analysis.isoflop import fit_isoflop
 from harness.analysis.probes import analyze_probes
@@ -105,7 +107,32 @@ def free_e_diagnostic(fit: Fit | None, floor: float) -> dict | None:
 
 
 def _joint_fits(table: Table, msgs: list[str], delta) -> dict[str, Fit | None]:
-    return {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta) for name, form in JOINT.items()}
+    """The laws of (N, D); with repeated data (some D > U_D) the data-constrained ones too.
+    Muennighoff's R_N* is kept only when some run has excess parameters (N > N_opt(U_D))
+    on the fitted law; otherwise it has no data and the law is refitted without it."""
+    fits = {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta) for name, form in JOINT.items()}
+    if not table.repeated.any():
+        return fits
+    if not table.repetitions_vary:
+        ep = float(np.median(table.D[table.repeated] / table.U[table.repeated]))
+        _note(msgs, f"{int(table.repeated.sum())} runs repeat data, all at about {ep:.3g} epochs: one repetition count "
+                    f"cannot separate R_D* from the other parameters, so no data-constrained law is fitted", warn=False)
+        return fits
+    for name, form in DATA_CONSTRAINED.items():
+        fit = _fit(form, table.XU, table.loss, table.floor, msgs, name, delta)
+        if fit is not None and form.excess and not excess_rows(fit).any():
+            _note(msgs, f"{name}: no run has excess parameters (N > N_opt(U_D)), so R_N* is not identified; "
+                        f"fitted with N' = N", warn=False)
+            fit = _fit(MUENNIGHOFF_RD, table.XU, table.loss, table.floor, msgs, name, delta)
+        fits[name] = fit
+    return fits
+
+
+def excess_rows(fit: Fit) -> np.ndarray:
+    """Rows whose N exceeds N_opt(U_D) on the fitted muennighoff law (R_N > 0)."""
+    full = fit.form._full(fit.theta if fit.floor is not None else fit.theta[:-1])
+    lNe, _ = fit.form.effective(full, fit._lx(fit.x))
+    return np.asarray(lNe < fit._lx(fit.x)[:, 0] - 1e-9)
 
 
 def _one_variable(table: Table, msgs: list[str], delta) -> tuple[dict, dict, dict]:
@@ -162,10 +189,10 @@ def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs:
     if n_jobs > 1 and len(todo) > 1 and n_resamples > 0:
         from joblib import Parallel, delayed
 
-        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed, noise if k in JOINT else None)
+        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed, noise if k in LAWS else None)
                                        for k in todo)
     else:
-        done = [_boot_one(fits[k], n_resamples, seed, noise if k in JOINT else None) for k in todo]
+        done = [_boot_one(fits[k], n_resamples, seed, noise if k in LAWS else None) for k in todo]
     for k, (boot, extra) in zip(todo, done):
         fits[k].boot = boot
         fits[k].extra.update(extra)
@@ -192,8 +219,8 @@ def residual_pattern_r2(X: np.ndarray, resid: np.ndarray) -> float | None:
 
 
 def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict:
-    form = JOINT.get(name, POWER)
-    out = {"form": form.form if name in JOINT else {"L_N": "L_inf + A N^-alpha", "L_D": "L_inf + A D^-alpha",
+    form = fit.form if fit is not None and name in LAWS else LAWS.get(name, POWER)
+    out = {"form": form.form if name in LAWS else {"L_N": "L_inf + A N^-alpha", "L_D": "L_inf + A D^-alpha",
                                                     "L_C": "E + A C^-alpha"}[name],
            "inputs": pts["description"], "n_points": len(pts["loss"])}
     if fit is None:
@@ -212,9 +239,9 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
     for k in ("bootstrap_skipped", "asymptote"):
         if k in fit.extra:
             out[k] = fit.extra[k]
-    if name in JOINT:
+    if name in LAWS:
         out["residual_pattern_r2"] = residual_pattern_r2(fit.x, fit.log_residuals)
-    if name in JOINT and bp is not None and len(bp):
+    if name in LAWS and bp is not None and len(bp):
         out["noise_log"] = float(np.std(fit.log_residuals) * np.sqrt(len(fit.y) / max(1, len(fit.y) - fit.n_params)))
         out["bootstrap_params"] = bp[:BOOT_KEEP]
     return out
@@ -243,20 +270,21 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
     fits = _joint_fits(table, msgs, delta)
     one, points, fr = _one_variable(table, msgs, delta)
     fits.update(one)
-    points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids), "x": table.X, "loss": table.loss}
-                   for k in JOINT})
+    joint = [k for k in LAWS if k in fits]  # the data-constrained laws only with repeated data
+    points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids),
+                       "x": table.XU if k in DATA_CONSTRAINED else table.X, "loss": table.loss} for k in joint})
     reps = replicate_noise(table)
     if reps is not None and reps["dof"] < 2:
         _note(msgs, f"replicates: only {reps['dof']} degree of freedom of run-to-run spread; not used", warn=False)
         reps["used"] = False
     elif reps is not None:
         reps["used"] = True
-    _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in JOINT} if why else {},
+    _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in joint} if why else {},
                noise=(reps["sigma_log"], reps["dof"]) if reps and reps["used"] else None)
-    laws = {k: law_json(k, fits[k], points[k], F) for k in (*JOINT, "L_N", "L_D", "L_C")}
+    laws = {k: law_json(k, fits[k], points[k], F) for k in (*joint, "L_N", "L_D", "L_C")}
     if F is not None:
         laws["L_C"]["fixed_floor_line"] = line_fit(fr["C"], fr["loss"], F)
-        for k in JOINT:
+        for k in joint:
             diag = free_e_diagnostic(fits[k], F)
             laws[k]["free_E"] = diag
             if diag and (diag["below_floor"] or diag["above_lowest_loss"]):
@@ -272,6 +300,7 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
         _note(msgs, w)
     if copt is not None:
         copt["isoflop_agreement"] = co.agreement(copt, iso)
+    dc = _data_constrained(table, fits, laws, selected, n_resamples, seed)
     conv = counting_conventions(table, fits.get(selected) if selected else None, delta)
     probes, pdata = analyze_probes(table, seed=seed)
     if pdata is not None and pdata.skipped:
@@ -280,12 +309,30 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
                     replicate_noise=reps,
                     extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
-                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata)
+                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata,
+                    data_constrained=dc)
+
+
+def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None, n_resamples: int,
+                      seed: int) -> dict | None:
+    """The repeated-data block, on the selected law when it is a data-constrained one,
+    else on the data-constrained law with the lowest held-out error."""
+    cand = [k for k in DATA_CONSTRAINED if fits.get(k) is not None]
+    if not cand:
+        return None
+    score = {k: laws[k].get("heldout_mean_reducible_error") for k in cand}
+    name = selected if selected in cand else min(cand, key=lambda k: (score[k] is None, score[k] or 0.0))
+    with blas_threads(1):
+        out = dc_summary(name, fits[name], table.ids, (float(table.C.min()), float(table.C.max())),
+                         (float(table.N.min()), float(table.N.max())), n_resamples, seed)
+    out["selected_overall"] = name == selected
+    return out
 
 
 def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tuple[str | None, dict | None]:
-    forms = {k: JOINT[k] for k in JOINT if fits[k] is not None}
-    held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta)
+    forms = {k: fits[k].form for k in LAWS if fits.get(k) is not None}
+    held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta,
+                                     table.U if table.repetitions_vary else None)
     scores = {}
     for k in forms:
         laws[k]["heldout"] = held[k]
@@ -328,7 +375,8 @@ def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
     n_range = (float(table.N.min()), float(table.N.max()))
     base = {"N": "params_nonembedding", "C": "6 N D", **{k: fit.params[k] for k in keys},
             "a": co.local_slope(form, P, (float(table.C.min()), float(table.C.max())), n_range)}
-    ft = fit_form(form, np.column_stack([table.N_total, table.D]), table.loss, table.floor, delta)
+    ft = fit_form(form, np.column_stack([table.N_total, table.D] + ([table.XU[:, 2]] if form.n_inputs == 3 else [])),
+                  table.loss, table.floor, delta)
     Pt = np.array([[ft.params[k] for k in form.names]])
     Ct = 6 * table.N_total * table.D
     total = {"N": "params_total", "C": "6 N_total D", **{k: ft.params[k] for k in keys}, "rms_log": ft.rms_log,
@@ -377,6 +425,7 @@ def to_json(a: Analysis) -> dict:
         "extrapolation": a.extrapolation,
         "counting_conventions": a.conventions,
         "probes": a.probes,
+        **({"data_constrained": a.data_constrained} if a.data_constrained else {}),
         "excluded_runs": t.excluded,
         "skipped_files": t.skipped_files,
         "dropped_rows": t.dropped,

@@ -18,6 +18,7 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from harness.analysis.data_constrained import value_per_repeat
 from harness.analysis.result import Analysis
 from harness.analysis.frontier import group_values
 
@@ -245,9 +246,11 @@ def residual_heatmap(a: Analysis):
     fig = Figure(figsize=(6 * len(fits) + 1, 4.8), layout="constrained")
     axs = np.atleast_1d(fig.subplots(1, len(fits)))
     vmax = max(float(np.max(np.abs(v.log_residuals))) for _, v in fits)
+    fresh = ~t.repeated  # one cell per (N, D): runs that repeat data share their cell with the fresh run
+    nl, dl = nl[fresh], dl[fresh]
     for ax, (k, v) in zip(axs, fits):
         M = np.full((len(Ns), len(Ds)), np.nan)
-        M[nl, dl] = v.log_residuals
+        M[nl, dl] = v.log_residuals[fresh]
         im = ax.imshow(M.T, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
         for i, j in zip(nl, dl):
             ax.text(i, j, f"{M[i, j]:+.3f}", ha="center", va="center", fontsize=7)
@@ -255,7 +258,8 @@ def residual_heatmap(a: Analysis):
         ax.set_yticks(range(len(Ds)), [f"{d:.2g}" for d in Ds], fontsize=8)
         ax.set_xlabel("parameters N (non-embedding)")
         ax.set_ylabel("tokens D")
-        ax.set_title(f"{k}{' (selected)' if k == name else ''}: log residuals, RMS {v.rms_log:.4f}")
+        ax.set_title(f"{k}{' (selected)' if k == name else ''}: log residuals, RMS {v.rms_log:.4f}"
+                     + (" (fresh runs shown)" if t.repeated.any() else ""), fontsize=9 if t.repeated.any() else None)
     fig.colorbar(im, ax=axs[-1], label="log(predicted) - log(observed)")
     return "residual_heatmap.png", fig
 
@@ -497,3 +501,99 @@ def probes_order(a: Analysis):
         ax2.set_title(p.get("reason", "not testable"), fontsize=8)
     ax2.legend(fontsize=7)
     return "probes_order.png", fig
+
+
+# -- repeated data (harness.analysis.data_constrained) --------------------------------
+
+def _dc(a: Analysis):
+    dc = a.data_constrained
+    return (dc, a.fits.get(dc["law"])) if dc else (None, None)
+
+
+@figure
+def loss_vs_epochs(a: Analysis):
+    """Loss against epochs at fixed compute: one line per (N, D) budget whose runs differ
+    only in U_D (Muennighoff et al. 2023, fig. 3), with the data-constrained law."""
+    dc, f = _dc(a)
+    if f is None:
+        return None
+    t = a.table
+    U = np.minimum(t.XU[:, 2], t.D)
+    ep = t.D / U
+    nl, dl = group_values(t.N), group_values(t.D)
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
+    norm, sm = _size_colors(t.N)
+    markers = "osD^v<>p"
+    for gn in np.unique(nl):
+        for gd in np.unique(dl):
+            idx = np.flatnonzero((nl == gn) & (dl == gd))
+            if len(np.unique(np.round(ep[idx], 6))) < 3:
+                continue
+            idx = idx[np.argsort(ep[idx])]
+            n, d = float(np.median(t.N[idx])), float(np.median(t.D[idx]))
+            c = sm.to_rgba(n)
+            mk = markers[int(gd) % len(markers)]
+            ax.plot(ep[idx], t.loss[idx], mk, color=c, ms=5, label=f"N={n:.2g}, D={d:.2g} (C={6 * n * d:.2g})")
+            es = np.geomspace(1.0, float(ep[idx].max()) * 1.3, 100)
+            ax.plot(es, f.predict(np.column_stack([np.full_like(es, n), np.full_like(es, d), d / es])), "-",
+                    color=c, lw=1)
+    _floor(ax, a)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(_PLAIN)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PLAIN)
+    ax.set_xlabel("epochs D / U_D (same N and D: fixed compute)")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(True, which="both", alpha=0.2)
+    ci = dc.get("R_D*_ci95")
+    ax.set_title(f"Repeating data at fixed compute; lines: {dc['law']}, R_D* = {dc['R_D*']:.3g}"
+                 + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""), fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.colorbar(sm, ax=ax, label="N (non-embedding params)")
+    return "loss_vs_epochs.png", fig
+
+
+@figure
+def repeated_token_value(a: Analysis):
+    """What a repeated token is worth in fresh ones, (D' - U_D) / (D - U_D), against
+    epochs: the law's curve (with its 95% band from the R_D* bootstrap) and each run's
+    observed value (the fresh-data D at which the law predicts its loss)."""
+    dc, f = _dc(a)
+    if f is None:
+        return None
+    runs = dc["runs"]
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    es = np.geomspace(1.01, max(64.0, max(r["epochs"] for r in runs) * 1.3), 200)
+    ax.plot(es, value_per_repeat(es - 1, dc["R_D*"]), "k-", lw=1.5, label=f"{dc['law']} (joint fit): R_D* = {dc['R_D*']:.3g}")
+    bp = f.boot_params()
+    if bp is not None and len(bp):
+        k = f.names.index("R_D*")
+        v = value_per_repeat(es[None, :] - 1, bp[:, k, None])
+        lo, hi = np.percentile(v, [2.5, 97.5], axis=0)
+        ax.fill_between(es, lo, hi, color="0.6", alpha=0.3, lw=0, label="95% band (bootstrap)")
+    ts = dc.get("two_stage")
+    if ts:
+        ci = (ts.get("ci95") or {}).get("R_D*")
+        ax.plot(es, value_per_repeat(es - 1, ts["params"]["R_D*"]), "--", color="C0", lw=1.3,
+                label=f"two-stage (fresh law fixed): R_D* = {ts['params']['R_D*']:.3g}"
+                      + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""))
+    ax.plot(es, value_per_repeat(es - 1, 15.4), ":", color="C3", lw=1.2,
+            label="Muennighoff et al. 2023 (C4): R_D* = 15.4")
+    N = np.array([r["N"] for r in runs])
+    norm, sm = _size_colors(N)
+    obs = [(r["epochs"], r["value_observed"], r["N"]) for r in runs if r["value_observed"] is not None]
+    if obs:
+        e, v, n = map(np.array, zip(*obs))
+        ax.scatter(e, v, c=n, cmap="viridis", norm=norm, s=22, zorder=3, label="runs: observed, against the fresh-data law")
+    ax.axhline(1.0, color="0.5", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(_PLAIN)
+    ax.set_xlabel("epochs D / U_D")
+    ax.set_ylabel("value of a repeated token (fresh tokens)")
+    ax.grid(True, which="both", alpha=0.2)
+    ax.set_title("A repeated token against a fresh one", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.colorbar(sm, ax=ax, label="N (non-embedding params)")
+    return "repeated_token_value.png", fig

@@ -1,6 +1,6 @@
 """``harness-predict``: a fitted law's prediction for a run not yet trained.
 
-    harness-predict RESULTS_DIR (--n N --d D | --c C) [--law NAME] [--json]
+    harness-predict RESULTS_DIR (--n N --d D | --c C) [--u U_D] [--law NAME] [--json]
 
 Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval combines
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
@@ -10,6 +10,9 @@ spread (``noise_log``) and the spread measured by runs repeated with other seeds
 compute-optimal N, D and loss on the law's surface at C = 6 N D and a
 ``harness-train`` line for a model of about that size. ``--json`` adds when the
 prediction was made (UTC) and the sha256 of the fit.json it read.
+With ``--u`` (a data-constrained law: ``muennighoff``, ``muennighoff_interaction``) the
+run draws its D tokens from a pool of U_D unique ones: the loss at (N, D, U_D), or with
+``--c`` the N that minimises the loss for that pool, and its epochs D / U_D.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis.compute_optimal import numeric_n_opt, optimal_nd
-from harness.analysis.forms import JOINT
+from harness.analysis.forms import LAWS, MUENNIGHOFF_RD
 
 Z95 = 1.959964
 
@@ -39,8 +42,8 @@ def load(results_dir: str | Path) -> dict:
 def _law(fit: dict, name: str | None) -> tuple[str, dict]:
     name = name or fit.get("selected") or "chinchilla"
     law = fit["laws"].get(name)
-    if name not in JOINT or not law or not law.get("params"):
-        fitted = [k for k in JOINT if (fit["laws"].get(k) or {}).get("params")]
+    if name not in LAWS or not law or not law.get("params"):
+        fitted = [k for k in LAWS if (fit["laws"].get(k) or {}).get("params")]
         raise SystemExit(f"harness-predict: error: no fitted joint law {name!r}; choose from {fitted}")
     return name, law
 
@@ -48,20 +51,36 @@ def _law(fit: dict, name: str | None) -> tuple[str, dict]:
 def _split(name: str, law: dict, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(form parameters (m, k), E (m,)) from reported parameter rows in ``params`` order."""
     keys = list(law["params"])
-    form = JOINT[name]
+    form = _form(name, law)
     cols = [keys.index(k) for k in form.names]
     E = P[:, keys.index("E")] if "E" in keys else np.full(len(P), law["fixed"]["E"])
     return P[:, cols], E
 
 
-def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
-    """Loss at (N, D) with a 95% prediction interval."""
+def _form(name: str, law: dict):
+    """The law's form; a muennighoff law fitted without R_N* (no excess parameters) is its R_D*-only variant."""
+    return MUENNIGHOFF_RD if name == "muennighoff" and "R_N*" not in law["params"] else LAWS[name]
+
+
+def _inputs(form, N: float, D: float, U: float | None) -> np.ndarray:
+    if U is None:
+        return np.array([[float(N), float(D)]])
+    if form.n_inputs != 3:
+        raise SystemExit(f"harness-predict: error: --u needs a data-constrained law (muennighoff, "
+                         f"muennighoff_interaction); {form.name} does not read U_D")
+    return np.array([[float(N), float(D), float(U)]])
+
+
+def predict(fit: dict, N: float, D: float, law_name: str | None = None, unique: float | None = None) -> dict:
+    """Loss at (N, D) (from a pool of ``unique`` tokens U_D) with a 95% prediction interval."""
     name, law = _law(fit, law_name)
-    form = JOINT[name]
-    x = np.array([[float(N), float(D)]])
+    form = _form(name, law)
+    x = _inputs(form, N, D, unique)
     p0, e0 = _split(name, law, np.array([list(law["params"].values())]))
     loss = float(form.loss(p0, e0, x)[0, 0])
     out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, "loss": loss, "interval": None}
+    if unique is not None:
+        out.update(unique_tokens=float(unique), epochs=float(D) / float(unique))
     boot = law.get("bootstrap_params")
     noise = float(law.get("noise_log") or 0.0)
     reps = fit.get("replicate_noise") or {}
@@ -84,20 +103,24 @@ def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
     return out
 
 
-def optimal(fit: dict, C: float, law_name: str | None = None) -> dict:
-    """The compute-optimal N, D and loss at compute C on the law's surface."""
+def optimal(fit: dict, C: float, law_name: str | None = None, unique: float | None = None) -> dict:
+    """The compute-optimal N, D and loss at compute C on the law's surface (from a pool of
+    ``unique`` tokens: the data-constrained optimum, found numerically)."""
     name, law = _law(fit, law_name)
-    form = JOINT[name]
+    form = _form(name, law)
+    _inputs(form, 1.0, 1.0, unique)  # refuses --u for a law that does not read it
     p0, _ = _split(name, law, np.array([list(law["params"].values())]))
     n_range = tuple((fit.get("compute_optimal") or {}).get("n_range") or (1.0, 1e13))
-    if name == "chinchilla":
+    if unique is not None:
+        n_opt = float(numeric_n_opt(form, p0, C, n_range, unique=unique)[0])
+    elif name == "chinchilla":
         n_opt = float(optimal_nd(C, *p0[0])[0])
     else:
         n_opt = float(numeric_n_opt(form, p0, C, n_range)[0])
     if not math.isfinite(n_opt):
         return {"law": name, "C": C, "N": None, "D": None, "loss": None, "interval": None,
                 "reason": f"{name} has no compute-optimal size near C = {C:.3g}: the loss keeps falling along C = 6ND"}
-    out = predict(fit, n_opt, C / (6 * n_opt), name)
+    out = predict(fit, n_opt, C / (6 * n_opt), name, unique)
     out["C"] = C
     return out
 
@@ -118,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=float, help="non-embedding parameters N")
     p.add_argument("--d", type=float, help="training tokens D")
     p.add_argument("--c", type=float, help="compute C = 6 N D: give the compute-optimal N, D and loss")
+    p.add_argument("--u", type=float, help="unique tokens U_D the run draws its D from (a data-constrained law)")
     p.add_argument("--law", help="a joint law in fit.json (default: the selected one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -128,13 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if (args.c is None) == (args.n is None or args.d is None) or (args.c is not None and (args.n or args.d)):
         p.error("give either --n N --d D, or --c C")
-    for v in (args.n, args.d, args.c):
+    for v in (args.n, args.d, args.c, args.u):
         if v is not None and not v > 0:
             p.error("N, D and C must be positive")
     fit = load(args.results_dir)
-    res = optimal(fit, args.c, args.law) if args.c is not None else predict(fit, args.n, args.d, args.law)
+    res = optimal(fit, args.c, args.law, args.u) if args.c is not None else predict(fit, args.n, args.d, args.law, args.u)
     if args.c is not None and res.get("N"):
-        res["train"] = train_line(res["N"], res["D"])
+        res["train"] = train_line(res["N"], res["D"]) + (f" data.unique_tokens={int(round(args.u))}" if args.u else "")
     if args.json:
         # provenance, so a prediction saved before its run is trained can be checked later
         fit_bytes = (Path(args.results_dir) / "fit.json").read_bytes()
@@ -147,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     iv = res["interval"]
     print(f"{res['law']}: N = {res['N']:.4g}, D = {res['D']:.4g} (C = {res['C']:.4g} FLOPs): loss {res['loss']:.4f} "
-          f"nats/token" + (f", 95% prediction interval [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else " (no interval)")
+          f"nats/token" + (f" from {res['unique_tokens']:.4g} unique tokens ({res['epochs']:.3g} epochs)"
+                           if res.get("unique_tokens") else "")
+          + (f", 95% prediction interval [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else " (no interval)")
           + (" -- below the floor" if res.get("below_floor") else ""))
     if res.get("train"):
         print(res["train"])

@@ -86,7 +86,7 @@ def title(a: Analysis) -> str:
                + ", ".join(f"{k} ({_pct(f['laws'][k].get('heldout_mean_reducible_error'))})" for k in f["laws"]
                            if "heldout" in f["laws"][k]) + " (mean reducible error over the hold-outs).")
     rows = []
-    for h in HOLDOUTS:
+    for h in _holdouts(f):
         e = (f.get("extrapolation") or {}).get(h, {})
         if e.get("reducible_error") is None:
             rows.append([h, e.get("skipped", "–"), "–", "–", "–", "–"])
@@ -98,6 +98,11 @@ def title(a: Analysis) -> str:
                        "baseline largest N at same D", "beats both"], rows))
     out.append(_pins(a))
     return "\n\n".join(out)
+
+
+def _holdouts(f: dict) -> list[str]:
+    """The hold-outs this fit used (``most_epochs`` too when runs repeat data)."""
+    return list(f.get("extrapolation") or HOLDOUTS)
 
 
 def _pins(a: Analysis) -> str:
@@ -143,9 +148,9 @@ def laws(a: Analysis) -> str:
             continue
         h = law["heldout"]
         rows.append([name + (" (selected)" if name == f["selected"] else ""), law.get("n_params", "–"),
-                     _v(law.get("rms_log")), *[_pct(h.get(k, {}).get("reducible_error")) for k in HOLDOUTS],
+                     _v(law.get("rms_log")), *[_pct(h.get(k, {}).get("reducible_error")) for k in _holdouts(f)],
                      _pct(law.get("heldout_mean_reducible_error"))])
-    out.append(_table(["law", "parameters", "RMS log", *[f"held out: {k}" for k in HOLDOUTS], "mean"], rows))
+    out.append(_table(["law", "parameters", "RMS log", *[f"held out: {k}" for k in _holdouts(f)], "mean"], rows))
     for name, law in f["laws"].items():
         if name in ("L_N", "L_D", "L_C"):
             continue
@@ -182,7 +187,9 @@ def one_variable(a: Analysis) -> str:
         if law.get("params") is None:
             out.append(f"Not fitted: {law.get('skipped')}.")
             continue
-        out.append(_law_table(law) + f"\n\nRMS log {_v(law['rms_log'])}.")
+        out.append(_law_table(law) + f"\n\nRMS log {_v(law['rms_log'])}."
+                   + (f" The intervals of {', '.join(law['ci95_at_bound'])} reach the search bound: the data do not "
+                      f"bound them there." if law.get("ci95_at_bound") else ""))
     line = f["laws"]["L_C"].get("fixed_floor_line")
     if line:
         out.append(f"With the known floor: {line['form']}, gamma = {line['gamma']:.4g} {_ci(line['gamma_ci95'])} "
@@ -221,6 +228,46 @@ def compute_optimal(a: Analysis) -> str | None:
                      + {True: "agree", False: "**disagree**", None: "cannot be compared (an interval is missing)"}[ag["agree"]]
                      + " within their 95% intervals.")
     return "\n\n".join(lines)
+
+
+@section
+def repeated_data(a: Analysis) -> str | None:
+    dc = a.fit.get("data_constrained")
+    if not dc:
+        return None
+    out = [f"## Repeated data (Muennighoff et al. 2023)",
+           f"Law: {dc['law']}" + (" (the selected law)" if dc["selected_overall"] else
+                                  " (the data-constrained law with the lowest held-out error; not the selected law)")
+           + f", L = {dc['form']}. R_D* = {_v(dc['R_D*'])} {_ci(dc.get('R_D*_ci95'))}"
+           + (f", R_N* = {_v(dc['R_N*'])} {_ci(dc.get('R_N*_ci95'))}" if dc.get("R_N*") is not None else "")
+           + " (Muennighoff et al. on C4: 15.4 and 5.3)."]
+    ts = dc.get("two_stage")
+    if ts:
+        ci = ts.get("ci95") or {}
+        out.append(f"Two-stage ({dc['two_stage_definition']}): "
+                   + ", ".join(f"{k} = {_v(v)} {_ci(ci.get(k))}" for k, v in ts["params"].items())
+                   + f", RMS log {_v(ts['rms_log'])}"
+                   + (f"; {', '.join(ts['ci95_at_bound'])} reach the search bound" if ts.get("ci95_at_bound") else "")
+                   + "; a repeated token is then worth " + ", ".join(
+                       f"{_v(v['value_law'])} at {v['epochs']} epochs" for v in ts["value_of_a_repeated_token"]) + ".")
+    rows = [[v["epochs"], _v(v["value_law"]), _ci(v.get("ci95"))] for v in dc["value_of_a_repeated_token"]]
+    out.append("Value of a repeated token, " + dc["value_definition"] + ":\n\n"
+               + _table(["epochs", "value (fresh tokens)", "95% interval"], rows))
+    rows = [[r["id"], _v(r["N"]), _v(r["D"]), _v(r["unique_tokens"]), _v(r["epochs"]), _v(r["observed"]),
+             _v(r["predicted"]), _v(r["value_law"]), _v(r["value_observed"]) if r["value_observed"] is not None
+             else "below the fresh law's limit"] for r in dc["runs"]]
+    out.append("Runs that repeat data (" + dc["observed_definition"] + "; the fresh-data law: "
+               + dc["fresh_law"]["what"] + "):\n\n"
+               + _table(["run", "N", "D", "U_D", "epochs", "loss", "law", "value (law)", "value (observed)"], rows))
+    rows = []
+    for r in dc["allocation"]:
+        c, fr = r["constrained"], r["fresh"]
+        rows.append([_v(r["unique_tokens"]), _v(r["C"]), *((_v(c["N_opt"]), _v(c["epochs"]), _v(c["loss"])) if c
+                                                           else ("none in range",) * 3),
+                     *((_v(fr["N_opt"]), _v(fr["loss"])) if fr else ("none in range",) * 2)])
+    out.append("Data-constrained allocation (" + dc["allocation_method"] + "):\n\n"
+               + _table(["U_D", "C", "N_opt", "epochs", "loss", "fresh-data N_opt", "fresh-data loss"], rows))
+    return "\n\n".join(out)
 
 
 @section

@@ -4,7 +4,9 @@ Three hold-outs, each a prediction of runs the fit did not see:
 
 - ``largest_N``: every run of the largest model size;
 - ``largest_D``: every run of the largest token count;
-- ``top_C``: the top 20% of runs by compute (at least one).
+- ``top_C``: the top 20% of runs by compute (at least one);
+- ``most_epochs``: only when runs repeat data at two or more epoch counts, every run
+  of the most epochs (D / U_D): how far a law extrapolates in repetitions.
 
 Every candidate form is refitted without the held-out runs and predicts them. Errors:
 ``reducible_error`` = mean |pred - obs| / (obs - F) (units of the loss still to gain;
@@ -29,20 +31,25 @@ import numpy as np
 from harness.analysis.forms import Form, fit_form
 from harness.analysis.frontier import group_values
 
-HOLDOUTS = ("largest_N", "largest_D", "top_C")
+HOLDOUTS = ("largest_N", "largest_D", "top_C")  # and most_epochs, with repeated data
 TOP_C_FRACTION = 0.2
 NEAR_TIE = 0.10  # relative
 MIN_TRAIN = 5
 
 
-def holdouts(N: np.ndarray, D: np.ndarray, C: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean masks of the held-out rows, by hold-out name."""
+def holdouts(N: np.ndarray, D: np.ndarray, C: np.ndarray, U: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Boolean masks of the held-out rows, by hold-out name (``most_epochs`` when some
+    row has D > U_D)."""
     n = len(C)
     nl, dl = group_values(N), group_values(D)
     m = max(1, math.ceil(TOP_C_FRACTION * n))
     top = np.zeros(n, bool)
     top[np.lexsort((np.arange(n), -C))[:m]] = True
-    return {"largest_N": nl == nl.max(), "largest_D": dl == dl.max(), "top_C": top}
+    out = {"largest_N": nl == nl.max(), "largest_D": dl == dl.max(), "top_C": top}
+    if U is not None and np.any(D > U * (1 + 1e-9)):
+        el = group_values(np.maximum(D / U, 1.0))
+        out["most_epochs"] = el == el.max()
+    return out
 
 
 def baselines(N, D, loss, held: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,10 +87,11 @@ def errors(pred: np.ndarray, obs: np.ndarray, floor: float | None, gap: float | 
             "gap_units": nats / gap if gap else None}
 
 
-def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict, delta=None) -> dict:
-    """One form's prediction of every hold-out (refitted without the held-out rows)."""
+def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict, delta=None, U=None) -> dict:
+    """One form's prediction of every hold-out (refitted without the held-out rows); a
+    form of (N, D, U_D) reads ``U`` (D when None)."""
     out = {}
-    X = np.column_stack([N, D])
+    X = np.column_stack([N, D] + ([D if U is None else U] if form.n_inputs == 3 else []))
     for name, held in masks.items():
         train = ~held
         if train.sum() < max(MIN_TRAIN, len(form.names) + 2):
@@ -128,7 +136,7 @@ def select(scores: dict[str, float | None], n_params: dict[str, int]) -> str | N
 def extrapolation(selected: str, law_heldout: dict, base: dict, floor: float | None) -> dict:
     """The ``extrapolation`` block: the selected law against both baselines, per hold-out."""
     out = {}
-    for name in HOLDOUTS:
+    for name in base:
         h = law_heldout.get(name, {})
         if h.get("reducible_error") is None:
             out[name] = {"law": selected, "skipped": h.get("skipped", "not predicted")}
@@ -144,9 +152,9 @@ def extrapolation(selected: str, law_heldout: dict, base: dict, floor: float | N
     return out
 
 
-def refit_all(forms: dict[str, Form], N, D, C, loss, ids, floor, delta=None) -> tuple[dict, dict]:
+def refit_all(forms: dict[str, Form], N, D, C, loss, ids, floor, delta=None, U=None) -> tuple[dict, dict]:
     """Every form's held-out errors and the baselines' (the selection's inputs)."""
-    masks = holdouts(N, D, C)
-    return ({k: heldout_check(f, N, D, loss, ids, floor, masks, delta) for k, f in forms.items()},
+    masks = holdouts(N, D, C, U)
+    return ({k: heldout_check(f, N, D, loss, ids, floor, masks, delta, U) for k, f in forms.items()},
             baseline_check(N, D, loss, floor, masks))
 

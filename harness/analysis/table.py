@@ -48,6 +48,25 @@ class Table:
     C_detailed: np.ndarray | None = None  # the detailed FLOP count ``flops`` per row (records only)
     floor: float | None = None  # the known irreducible loss F the fits fix E at, or None
     floor_source: str = "unknown: no floor recorded or given"
+    U: np.ndarray | None = None  # unique tokens U_D per row (records: unique_tokens, D when null), or None
+
+    @property
+    def repeated(self) -> np.ndarray:
+        """Rows that saw some token more than once (D > U_D)."""
+        return np.zeros(len(self), bool) if self.U is None else self.D > self.U * (1 + 1e-9)
+
+    @property
+    def repetitions_vary(self) -> bool:
+        """Whether the runs that repeat data do so at two or more epoch counts D / U_D:
+        with one, a law cannot tell how fast repeated tokens lose value (R_D*) from its
+        other parameters."""
+        ep = self.D[self.repeated] / self.U[self.repeated] if self.repeated.any() else np.array([])
+        return len(np.unique(np.round(np.log(ep), 2))) >= 2
+
+    @property
+    def XU(self) -> np.ndarray:
+        """(n, 3) array of N, D, U_D for the data-constrained laws (U_D = D when unknown)."""
+        return np.column_stack([self.N, self.D, self.D if self.U is None else self.U])
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -106,8 +125,9 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
             excluded.append({"run_id": rec["run_id"], "status": "ok",
                              "reason": "non-positive or non-finite N, D, C or final_val_loss"})
             continue
+        u = _num(rec.get("unique_tokens"))
         rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec), _num(rec.get("params_total")),
-                     _num(rec.get("flops"))))
+                     _num(rec.get("flops")), u if math.isfinite(u) and u > 0 else d))
         tok, cl = [], []
         for p in rec.get("curve") or []:
             if not isinstance(p, dict):
@@ -126,16 +146,19 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
     if len(rows) < MIN_ROWS:
         raise TableError(f"{len(rows)} usable ok runs{' in ' + source if source else ''}; "
                          f"the fit needs at least {MIN_ROWS} ({len(excluded)} excluded, {len(skipped)} unreadable)")
-    ids, N, D, C, L, B, NT, CD = zip(*rows)
-    NT, CD = np.array(NT), np.array(CD)
+    ids, N, D, C, L, B, NT, CD, U = zip(*rows)
+    NT, CD, U = np.array(NT), np.array(CD), np.array(U)
     other = all(np.all(np.isfinite(v) & (v > 0)) for v in (NT, CD))
     ok = [rec for rec in records if rec.get("status") == "ok" and rec["run_id"] in set(ids)]
     floor, floor_source = known_floor(ok, sorted(floors))
     return Table(N=np.array(N), D=np.array(D), C=np.array(C), loss=np.array(L), ids=list(ids),
                  budget=np.array(B), curves=curves, entropy_floor=sorted(floors),
-                 conventions=dict(RECORD_CONVENTIONS), source={"kind": "records", "n_records": len(rows) + len(excluded)},
+                 conventions={**RECORD_CONVENTIONS, **({"U_D": "unique_tokens (D when null)"} if np.any(
+                     np.array(D) > U * (1 + 1e-9)) else {})},
+                 source={"kind": "records", "n_records": len(rows) + len(excluded)},
                  excluded=excluded, skipped_files=skipped, probes=probes, floor=floor, floor_source=floor_source,
-                 N_total=NT if other else None, C_detailed=CD if other else None)
+                 N_total=NT if other else None, C_detailed=CD if other else None,
+                 U=U if np.any(np.array(D) > U * (1 + 1e-9)) else None)
 
 
 def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None, str]:
@@ -172,8 +195,9 @@ def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None,
 
 def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str | None = None,
              drop_highest_loss: int = 0, id_col: str | None = None, budget_col: str | None = None,
-             floor: float | None = None) -> Table:
-    """A table from a CSV with the named columns (exactly one of ``d`` and ``c``)."""
+             floor: float | None = None, d_unique: str | None = None) -> Table:
+    """A table from a CSV with the named columns (exactly one of ``d`` and ``c``);
+    ``d_unique``: the column of unique tokens U_D (repeated data; D / U_D epochs)."""
     import pandas as pd
 
     path = Path(path)
@@ -190,11 +214,14 @@ def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str |
         wanted["--id"] = id_col
     if budget_col:
         wanted["--flop-budget"] = budget_col
+    if d_unique:
+        wanted["--d-unique"] = d_unique
     missing = [f"{flag} {col!r}" for flag, col in wanted.items() if col not in df.columns]
     if missing:
         raise TableError(f"{path.name}: column {', '.join(missing)} not found; columns are {list(map(str, df.columns))}")
     cols = {}
-    for flag, col in [("--n", n), ("--loss", loss), ("--d" if d else "--c", d or c)]:
+    for flag, col in [("--n", n), ("--loss", loss), ("--d" if d else "--c", d or c)] + \
+            ([("--d-unique", d_unique)] if d_unique else []):
         v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(v))
         if len(bad):
@@ -203,7 +230,7 @@ def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str |
         bad = np.flatnonzero(v <= 0)
         if len(bad):
             raise TableError(f"{path.name}: column {col!r} has {len(bad)} non-positive values "
-                             f"(first on line {bad[0] + 2}: {v[bad[0]]:g}); N, D, C and loss must be > 0")
+                             f"(first on line {bad[0] + 2}: {v[bad[0]]:g}); N, D, C, U_D and loss must be > 0")
         cols[flag] = v
     N, L = cols["--n"], cols["--loss"]
     if d:
@@ -230,14 +257,17 @@ def from_csv(path: str | Path, n: str, loss: str, d: str | None = None, c: str |
         raise TableError(f"--floor {floor:g} must be positive and below every loss (lowest {L[keep].min():.6g})")
     if budget_col is None:
         budget = shared_budgets(C)
+    U = cols["--d-unique"][keep] if d_unique else None
     curves = [{"id": ids[i], "N": N[i], "D": D[i], "C": np.array([C[i]]), "loss": np.array([L[i]])} for i in keep]
     conv = {"N": n, "D": d if d else f"{c} / (6 * {n})", "C": f"6 * {n} * {d}" if d else c, "loss": loss,
-            "loss_units": "as given (nats per token for language models)", "C_definition": "6 * N * D"}
+            "loss_units": "as given (nats per token for language models)", "C_definition": "6 * N * D",
+            **({"U_D": d_unique} if d_unique else {})}
     return Table(N=N[keep], D=D[keep], C=C[keep], loss=L[keep], ids=[ids[i] for i in keep], budget=budget[keep],
                  curves=curves, entropy_floor=[] if floor is None else [float(floor)], conventions=conv,
                  source={"kind": "csv", "file": path.name, "n_rows": int(len(N))}, dropped=dropped,
                  floor=None if floor is None else float(floor),
-                 floor_source="given: --floor" if floor is not None else "unknown: no --floor given")
+                 floor_source="given: --floor" if floor is not None else "unknown: no --floor given",
+                 U=U if U is not None and np.any(D[keep] > U * (1 + 1e-9)) else None)
 
 
 def shared_budgets(C: np.ndarray, rtol: float = 0.01, min_runs: int = 3) -> np.ndarray:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.config import ConfigError
+from harness.config import ConfigError, unique_tokens
 from harness.data.base import TokenData
 from harness.data.probe_sets import facts_probe, token_probe
 from harness.data.sampler import WindowSampler
@@ -70,7 +70,7 @@ def _chunked(gen_chunk, n_rows: int, seed: int, split: str) -> np.ndarray:
 def _train_pool(gen_chunk, cfg, n_train_tokens: int) -> tuple[np.ndarray, dict]:
     """The training windows (whole batches) and the info they imply: every window fresh,
     or the ``data.unique_tokens`` pool that the run repeats (``epochs`` = D / pool)."""
-    ctx, bs, seed, u = cfg.model.context, cfg.train.batch_size, cfg.data.seed, cfg.data.unique_tokens
+    ctx, bs, seed, u = cfg.model.context, cfg.train.batch_size, cfg.data.seed, unique_tokens(cfg.data, n_train_tokens)
     rows = _chunked(gen_chunk, _rows_needed(n_train_tokens if u is None else int(u), ctx, bs), seed, "train")
     if u is None:
         return rows, {"epochs": 1.0}

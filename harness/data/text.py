@@ -12,14 +12,17 @@ Conventions
   windows start uniformly at random in the part before it (``StreamSampler``), so no
   training window holds a held-out token; evaluation uses non-overlapping windows from
   the start of the held-out part (up to ``data.eval_tokens`` targets).
-- Epochs: ``info["epochs"]`` = training tokens D / training tokens available. Above 1
-  the run repeats text: Muennighoff et al. (2023) find up to ~4 epochs costs little,
-  past that repeated tokens are worth much less than fresh ones and a fit in D is off.
-- ``data.unique_tokens`` (U_D): training windows start uniformly at random in the
-  first U_D tokens of the training part only, so ``epochs`` = D / U_D. Windows are
-  drawn with replacement (as above), so each pool token is seen about D / U_D times,
-  not exactly; U_D equal to the training part is the run with U_D null, bit for bit.
-  A U_D above the training part is refused (validation tokenizes the corpus to know).
+- Epochs: the corpus is finite, so a text run always has a pool: ``info["unique_tokens"]``
+  is the training part (or U_D below) and ``info["epochs"]`` = D / that, below 1 when
+  the run sees less than the corpus. Above 1 the run repeats text: Muennighoff et al.
+  (2023) find up to ~4 epochs costs little, past that repeated tokens are worth much
+  less than fresh ones and a fit in D is off.
+- ``data.unique_tokens`` (U_D, or ``data.epochs``: U_D = D / epochs): training windows
+  start uniformly at random in the first U_D tokens of the training part only, so
+  ``epochs`` = D / U_D. Windows are drawn with replacement (as above), so each pool
+  token is seen about D / U_D times, not exactly; U_D equal to the training part is the
+  run with U_D null, bit for bit. A U_D above the training part is refused (validation
+  tokenizes the corpus to know).
 - Cache: ``<data.cache_dir>/text/<key>/`` holds ``tokenizer.json`` and ``tokens.npy``
   (uint16 when the vocab is below 65536, else uint32; memory-mapped). ``key`` hashes
   the corpus bytes and the tokenizer settings, so an edited corpus or another vocab
@@ -53,7 +56,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from harness.atomic import atomic_write
-from harness.config import ConfigError
+from harness.config import ConfigError, unique_tokens
 from harness.data.base import TokenData
 from harness.data.probe_sets import token_probe
 from harness.data.sampler import StreamSampler, contiguous_windows
@@ -139,19 +142,18 @@ class TextSource:
             )
 
     @staticmethod
-    def check_unique_tokens(cfg: Any) -> None:
-        """``data.unique_tokens`` against the corpus's training tokens: this reads (and on
-        the first use of a corpus, tokenizes into the cache) the stream, no training."""
-        u, context = cfg.data.unique_tokens, cfg.model.context
-        if u is None:
-            return
+    def check_unique_tokens(cfg: Any, u: int, what: str) -> None:
+        """U_D = ``u`` (``what`` names the setting that gave it) against the corpus's
+        training tokens: this reads (and on the first use of a corpus, tokenizes into the
+        cache) the stream, no training."""
+        context = cfg.model.context
         if u < context + 2:
-            raise ConfigError(f"data.unique_tokens={u} is too few for model.context={context}: "
+            raise ConfigError(f"{what} is too few for model.context={context}: "
                               f"random windows need at least {context + 2} tokens")
         tokens, *_, label = _stream(cfg)
         n_train, _ = split_sizes(len(tokens), cfg.data.val_fraction)
         if u > n_train:
-            raise ConfigError(f"data.unique_tokens={u} is above the {n_train} training tokens {label} gives "
+            raise ConfigError(f"{what} is above the {n_train} training tokens {label} gives "
                               f"({len(tokens)} tokens less the data.val_fraction={cfg.data.val_fraction} held out)")
 
     @staticmethod
@@ -166,8 +168,10 @@ class TextSource:
                 f"{label} is {len(tokens)} tokens; model.context={context} with "
                 f"data.val_fraction={d.val_fraction} needs at least {min_tokens(context, d.val_fraction)}"
             )
-        # U_D: the first unique_tokens of the training part; the held-out tail stays apart
-        pool = n_train if d.unique_tokens is None else int(d.unique_tokens)
+        # U_D: the first unique_tokens of the training part (all of it when null); the
+        # held-out tail stays apart
+        u = unique_tokens(d, n_train_tokens)
+        pool = n_train if u is None else int(u)
         if pool > n_train:
             raise ConfigError(f"data.unique_tokens={pool} is above the {n_train} training tokens {label} gives")
         train = StreamSampler(tokens[:pool], context, cfg.train.batch_size, seed=d.seed)
@@ -179,14 +183,13 @@ class TextSource:
             "train_tokens_available": n_train,
             "val_tokens": n_val,
             "eval_targets": val.shape[0] * context,
+            "unique_tokens": pool,  # the whole training part when U_D is null: text is finite
             "epochs": n_train_tokens / pool,
             "tokenizer": "byte-level BPE (tokenizers)",
             "tokenizer_vocab": vocab,
             "cache_key": key,
             "cache_dir": str(out),
         }
-        if d.unique_tokens is not None:
-            info["unique_tokens"] = pool
         # probes: token-frequency buckets on (up to) the first 256 held-out windows
         probe = token_probe(val[:256], tokens[:n_train], vocab) if d.probe_records else None
         return TokenData(vocab_size=vocab, train=train, val=val, entropy_floor=None, info=info, probe=probe)

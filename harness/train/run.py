@@ -81,11 +81,10 @@ class Run:
         self.eval_every = t.eval_every or max(self.total_steps // 10, 1)
         self.warm = warmup_steps(t.warmup, self.total_steps)
         self.record.update(counts)
-        # U_D as built (synthetic pools round up to whole batches); epochs over the pool,
-        # or over a finite corpus when every token may be used (text)
+        # U_D as built (synthetic pools round up to whole batches; text always has one, its
+        # finite training part when U_D is null); epochs over it, 1 when every token is fresh
         pool = self.data.info.get("unique_tokens")
-        avail = pool or self.data.info.get("train_tokens_available")
-        self.record.update({"unique_tokens": pool, "epochs": tokens / avail if avail else 1.0})
+        self.record.update({"unique_tokens": pool, "epochs": tokens / pool if pool else 1.0})
         self.record.update({
             "tokens": tokens, "steps": self.total_steps, "lr": self.lr,
             "flops_6nd": 6.0 * self.n_nonemb * tokens, "flops": self.fpt * tokens, "flops_per_token": self.fpt,
