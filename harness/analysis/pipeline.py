@@ -159,11 +159,11 @@ def _one_variable(table: Table, msgs: list[str], delta) -> tuple[dict, dict, dic
 
 
 def replicate_noise(table: Table) -> dict | None:
-    """The run-to-run spread of log loss, measured by runs that share (N, D) (seeds):
+    """The run-to-run spread of log loss, measured by runs that share (N, D, U_D) (seeds):
     the pooled within-group standard deviation, sum of squared deviations from each
     group's mean over sum(n_g - 1). None without replicates."""
     groups: dict[tuple, list[int]] = {}
-    for i, key in enumerate(zip(table.N.tolist(), table.D.tolist())):
+    for i, key in enumerate(zip(*(c.tolist() for c in table.XU.T))):
         groups.setdefault(key, []).append(i)
     reps = [g for g in groups.values() if len(g) > 1]
     if not reps:
@@ -174,7 +174,7 @@ def replicate_noise(table: Table) -> dict | None:
     spread = [float(v.max() - v.min()) for v in logs]
     return {"sigma_log": math.sqrt(ss / dof), "dof": dof, "groups": len(reps), "runs": sum(map(len, reps)),
             "max_range_log": max(spread), "method": "pooled within-group standard deviation of log loss over "
-            "runs with the same (N, D)"}
+            "runs with the same (N, D, U_D)"}
 
 
 def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: dict,
