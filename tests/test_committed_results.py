@@ -25,7 +25,8 @@ COMMITTED = ["cpu", "isoflop"]
 
 # what depends on the bootstrap: left out of the quick point-estimate comparison
 BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "noise_log",
-             "no_optimum_share", "surface_ci95", "agree", "settings", "figures"}
+             "no_optimum_share", "surface_ci95", "agree", "settings", "figures",
+             "interval", "loss_interval", "accuracy_interval", "inside", "resamples"}  # skills: from the draws
 
 
 def _point_part(obj):

@@ -25,6 +25,7 @@ from harness.analysis.frontier import envelope_by, frontier_points, group_values
 from harness.analysis.isoflop import fit_isoflop
 from harness.analysis.probes import analyze_probes
 from harness.analysis.result import Analysis
+from harness.analysis.skills import analyze_skills
 from harness.analysis.table import Table, from_records
 
 N_RESAMPLES = 400
@@ -233,9 +234,11 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
     if pdata is not None and pdata.skipped:
         _note(msgs, f"probes: {len(pdata.skipped)} runs without probes (or with other buckets) left out of the "
                     f"per-skill analysis", warn=False)
+    skills = analyze_skills(pdata, extra, n_resamples, seed, n_jobs)
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
                     extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
-                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata)
+                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata,
+                    skills=skills)
 
 
 def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tuple[str | None, dict | None]:
@@ -330,6 +333,7 @@ def to_json(a: Analysis) -> dict:
         "extrapolation": a.extrapolation,
         "counting_conventions": a.conventions,
         "probes": a.probes,
+        "skills": a.skills,
         "excluded_runs": t.excluded,
         "skipped_files": t.skipped_files,
         "dropped_rows": t.dropped,
@@ -378,8 +382,8 @@ def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, 
 
     records, problems = load_records(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
+    table = from_records(records, problems, source=str(results_dir))  # refuses before anything is written
     runs_csv = write_runs_csv(records, out / "runs.csv")
-    table = from_records(records, problems, source=str(results_dir))
     res = fit_table(table, out, n_resamples, seed, n_jobs, figures, huber_delta)
     res["runs_csv"] = runs_csv
     return res

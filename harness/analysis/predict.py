@@ -1,12 +1,15 @@
 """``harness-predict``: a fitted law's prediction for a run not yet trained.
 
-    harness-predict RESULTS_DIR (--n N --d D | --c C) [--law NAME] [--json]
+    harness-predict RESULTS_DIR (--n N --d D | --c C) [--law NAME] [--skills] [--json]
 
 Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval combines
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
 and run-to-run noise (the law's residual spread, ``noise_log``) in quadrature on the
 log scale. With ``--c`` it prints the compute-optimal N, D and loss on the law's
 surface at C = 6 N D and a ``harness-train`` line for a model of about that size.
+With ``--skills``, each probe bucket's loss and exact match at that N and D, with 95%
+intervals, from the two-step fits in fit.json's ``skills`` block
+(:mod:`harness.analysis.skills`).
 """
 from __future__ import annotations
 
@@ -49,17 +52,17 @@ def _split(name: str, law: dict, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return P[:, cols], E
 
 
-def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
-    """Loss at (N, D) with a 95% prediction interval."""
-    name, law = _law(fit, law_name)
+def law_prediction(name: str, law: dict, N: float, D: float) -> dict:
+    """A joint law's loss at (N, D) from its fit.json entry, with the 95% prediction
+    interval of the module docstring (None without bootstrap draws)."""
     form = JOINT[name]
     x = np.array([[float(N), float(D)]])
     p0, e0 = _split(name, law, np.array([list(law["params"].values())]))
     loss = float(form.loss(p0, e0, x)[0, 0])
-    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, "loss": loss, "interval": None}
+    out = {"loss": loss, "interval": None}
     boot = law.get("bootstrap_params")
     noise = float(law.get("noise_log") or 0.0)
-    if boot:
+    if boot is not None and len(boot):
         pb, eb = _split(name, law, np.array(boot, float))
         lb = np.log(form.loss(pb, eb, x)[:, 0])
         lo, hi = np.percentile(lb, [2.5, 97.5])
@@ -68,8 +71,15 @@ def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
         out["interval"] = [math.exp(c - half_lo), math.exp(c + half_hi)]
         out["interval_method"] = ("bootstrap parameter spread and the fit's residual noise in quadrature, on log L"
                                   f" ({len(boot)} draws, noise_log {noise:.3g})")
+    return out
+
+
+def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
+    """Loss at (N, D) with a 95% prediction interval."""
+    name, law = _law(fit, law_name)
+    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, **law_prediction(name, law, N, D)}
     floor = (fit.get("floor") or {}).get("value")
-    if floor is not None and loss < floor:
+    if floor is not None and out["loss"] < floor:
         out["below_floor"] = True
     return out
 
@@ -109,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--d", type=float, help="training tokens D")
     p.add_argument("--c", type=float, help="compute C = 6 N D: give the compute-optimal N, D and loss")
     p.add_argument("--law", help="a joint law in fit.json (default: the selected one)")
+    p.add_argument("--skills", action="store_true", help="also each probe bucket's loss and exact match "
+                   "(two steps: the bucket's loss law, then a sigmoid of exact match in that loss)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -122,9 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and not v > 0:
             p.error("N, D and C must be positive")
     fit = load(args.results_dir)
+    if args.skills:
+        skills_block(fit, args.results_dir)  # refuse before printing anything
     res = optimal(fit, args.c, args.law) if args.c is not None else predict(fit, args.n, args.d, args.law)
     if args.c is not None and res.get("N"):
         res["train"] = train_line(res["N"], res["D"])
+    if args.skills and res.get("N"):
+        from harness.analysis.skills import predict_all
+
+        res["skills"] = predict_all(skills_block(fit, args.results_dir), res["N"], res["D"])
     if args.json:
         print(json.dumps(res))
         return 0
@@ -137,7 +155,30 @@ def main(argv: list[str] | None = None) -> int:
           + (" -- below the floor" if res.get("below_floor") else ""))
     if res.get("train"):
         print(res["train"])
+    for b in res.get("skills") or []:
+        print(skill_line(b))
     return 0
+
+
+def skills_block(fit: dict, results_dir) -> dict:
+    """fit.json's two-step skill fits, or a one-line refusal."""
+    if "skills" not in fit:
+        raise SystemExit(f"harness-predict: error: --skills: {results_dir}/fit.json has no skill fits (it predates "
+                         f"them): refit with harness-fit {results_dir}")
+    if not fit["skills"]:
+        raise SystemExit(f"harness-predict: error: --skills: the records in {results_dir} have no per-skill probes "
+                         f"(or fewer than 3 runs with them), so there is nothing to predict skills from")
+    return fit["skills"]
+
+
+def skill_line(b: dict) -> str:
+    """One bucket's prediction in one line."""
+    if b["loss"] is None:
+        return f"  {b['bucket']}: no prediction ({b.get('why')})"
+    iv = lambda v, f: f" [{f.format(v[0])}, {f.format(v[1])}]" if v else " (no interval)"  # noqa: E731
+    return (f"  {b['bucket']}: loss {b['loss']:.4f}{iv(b['loss_interval'], '{:.4f}')} nats, exact match "
+            f"{b['accuracy']:.3f}{iv(b['accuracy_interval'], '{:.3f}')}"
+            + (f"  -- flagged: {b['why']}" if b["flags"] else ""))
 
 
 if __name__ == "__main__":
