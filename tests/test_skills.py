@@ -2,6 +2,7 @@
 skills whose exact match is a known sigmoid of a known loss law are predicted within their
 intervals at held-out sizes; flags; bad input refused in one line, writing nothing."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from harness.analysis import fit_results_dir
 from harness.analysis.cli import main as fit_main
 from harness.analysis.predict import main as predict_main
+from harness.analysis.report import skill_check
 from harness.analysis.skills import MIN_RISE, NOISY, accuracy_of_loss, eval_noise
 from harness.records import run_id, write_record
 
@@ -104,6 +106,8 @@ def test_synthetic_skills_are_predicted_within_their_intervals_at_held_out_sizes
             continue
         assert r["inside"] == len(DS), r  # every held-out observation inside its 95% interval
         assert r["two_step_error"] < 0.05
+        by_c = sorted(r["runs"], key=lambda x: x["N"] * x["D"])  # the baseline rises with C, run by run
+        assert all(u["one_step"] <= v["one_step"] for u, v in zip(by_c, by_c[1:]))
         for x in r["runs"]:  # and the prediction is near the truth, not just wide
             b = NAMES.index(r["bucket"])
             truth = float(accuracy_of_loss(SIG, bucket_loss(b, x["N"], x["D"])))
@@ -168,3 +172,34 @@ def test_a_folder_without_records_is_refused_and_nothing_is_written(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("harness-fit: error: 0 usable ok runs")
     assert _listing(folder) == before  # no runs.csv, fit.json or report.md
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# what depends on the bootstrap draws (or on how many were asked for)
+DRAWN = {"ci95", "bootstrap_params", "bootstrap_resamples", "bootstrap_skipped", "noise_log", "interval",
+         "loss_interval", "accuracy_interval", "inside", "resamples", "ci95_at_bound"}
+
+
+def _point(obj):
+    if isinstance(obj, dict):
+        return {k: _point(v) for k, v in obj.items() if k not in DRAWN}
+    if isinstance(obj, list):
+        return [_point(v) for v in obj]
+    return obj
+
+
+def test_the_readme_quotes_the_committed_cpu_skill_check():
+    """The README's skill check is fit.json's, rendered as report.md renders it."""
+    committed = json.loads((ROOT / "results" / "cpu" / "fit.json").read_text())
+    text = skill_check(committed["skills"])
+    assert text in (ROOT / "results" / "cpu" / "report.md").read_text()
+    assert text in (ROOT / "README.md").read_text(), "README's skill check is stale: paste skill_check(fit['skills'])"
+
+
+@pytest.mark.slow  # about 30 s: every bucket's law selected twice
+def test_the_committed_cpu_skill_check_refits(tmp_path):
+    """Refitting the committed cpu records gives the committed skill fits and check
+    (every point estimate; the draws are left to the byte-for-byte refit test)."""
+    committed = json.loads((ROOT / "results" / "cpu" / "fit.json").read_text())
+    fit = fit_results_dir(ROOT / "results" / "cpu", out_dir=tmp_path, n_resamples=0, figures=False)["fit"]
+    assert _point(fit["skills"]) == _point(committed["skills"])

@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 def skills_block(fit: dict, results_dir) -> dict:
     """fit.json's two-step skill fits, or a one-line refusal."""
     if "skills" not in fit:
-        raise SystemExit(f"harness-predict: error: --skills: {results_dir}/fit.json has no skill fits (it predates "
-                         f"them): refit with harness-fit {results_dir}")
+        raise SystemExit(f"harness-predict: error: --skills: {results_dir}/fit.json has no skill fits (fitted before "
+                         f"them, or with --no-skills): refit with harness-fit {results_dir}")
     if not fit["skills"]:
         raise SystemExit(f"harness-predict: error: --skills: the records in {results_dir} have no per-skill probes "
                          f"(or fewer than 3 runs with them), so there is nothing to predict skills from")

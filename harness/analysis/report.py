@@ -373,6 +373,37 @@ def _iv(iv, fmt: str = "{:.3f}") -> str:
     return f"[{fmt.format(iv[0])}, {fmt.format(iv[1])}]" if iv else "–"
 
 
+def skill_check(sk: dict) -> str:
+    """The held-out skill check in markdown: one paragraph and the per-bucket table
+    (fit.json's rounded ``skills``; the README quotes it, and a test keeps them equal)."""
+    h = sk["heldout"]
+    head = "**Held-out check.** "
+    if h.get("skipped"):
+        return head + f"Skipped: {h['skipped']}."
+    s, ag = h["summary"]["predictable"], h["aggregate_loss"]
+    text = (f"{head}Held out: {h['criterion']} ({len(h['held_out_runs'])} runs); both steps refitted on the other "
+            f"{h['n_train_runs']}, law selection included. ")
+    if ag.get("reducible_error") is not None:
+        text += (f"The aggregate loss ({ag['law']}): {ag['reducible_error']:.1%} of the reducible loss, "
+                 f"{ag['nats']:.4f} nats" + (f", {ag['relative_error']:.2%} of the loss" if ag.get("relative_error")
+                                             is not None else "") + ". ")
+    if s["two_step_error"] is not None:
+        text += (f"Over the {len(s['buckets'])} predictable buckets: bucket loss {s['loss_relative_error']:.1%} of the "
+                 f"loss; exact match **{s['two_step_error']:.3f}** mean absolute error in two steps against "
+                 + (f"**{s['one_step_error']:.3f}** for the one-step baseline" if s["one_step_error"] is not None
+                    else "no one-step baseline")
+                 + (f"; {s['inside']} of {s['n']} held-out observations inside their 95% intervals" if s["inside"]
+                    is not None else "") + ".")
+    else:
+        text += "No bucket is predictable on this sweep."
+    table = _table(["bucket", "flags", "exact match error: two-step", "one-step", "bucket loss error", "inside 95%"],
+                   [[r["bucket"], ", ".join(r["flags"]) or "–", _n(r["two_step_error"]), _n(r["one_step_error"]),
+                     f"{r['loss_error']['relative']:.1%}" if r["loss_error"] else "–",
+                     f"{r['inside']}/{len(r['runs'])}" if r["inside"] is not None else "–"]
+                    for r in h["per_bucket"]])
+    return text + "\n\n" + table
+
+
 @section
 def skills(a: Analysis) -> str | None:
     """Two-step skill prediction (harness.analysis.skills): the fits, the held-out
@@ -398,33 +429,10 @@ def skills(a: Analysis) -> str | None:
                      f"{sig['eval_noise']:.3f}" if sig.get("eval_noise") is not None else "–"])
     out.append(_table(["bucket", "mass", "flags", "bucket-loss law", "L0, nats [95%]", "k per nat [95%]",
                        "lo–hi", "eval-to-eval sd"], rows))
+    out.append(skill_check(sk))
     h = sk["heldout"]
-    head = "**Held-out check.** "
     if h.get("skipped"):
-        out.append(head + f"Skipped: {h['skipped']}.")
         return "\n\n".join(out)
-    s, ag = h["summary"]["predictable"], h["aggregate_loss"]
-    text = (f"{head}Held out: {h['criterion']} ({len(h['held_out_runs'])} runs); both steps refitted on the other "
-            f"{h['n_train_runs']}, law selection included. ")
-    if ag.get("reducible_error") is not None:
-        text += (f"The aggregate loss ({ag['law']}): {ag['reducible_error']:.1%} of the reducible loss, "
-                 f"{ag['nats']:.4f} nats" + (f", {ag['relative_error']:.2%} of the loss" if ag.get("relative_error")
-                                             is not None else "") + ". ")
-    if s["two_step_error"] is not None:
-        text += (f"Over the {len(s['buckets'])} predictable buckets: bucket loss {s['loss_relative_error']:.1%} of the "
-                 f"loss; exact match **{s['two_step_error']:.3f}** mean absolute error in two steps against "
-                 + (f"**{s['one_step_error']:.3f}** for the one-step baseline" if s["one_step_error"] is not None
-                    else "no one-step baseline")
-                 + (f"; {s['inside']} of {s['n']} held-out observations inside their 95% intervals" if s["inside"]
-                    is not None else "") + ".")
-    else:
-        text += "No bucket is predictable on this sweep."
-    out.append(text)
-    out.append(_table(["bucket", "flags", "exact match error: two-step", "one-step", "bucket loss error", "inside 95%"],
-                      [[r["bucket"], ", ".join(r["flags"]) or "–", _n(r["two_step_error"]), _n(r["one_step_error"]),
-                        f"{r['loss_error']['relative']:.1%}" if r["loss_error"] else "–",
-                        f"{r['inside']}/{len(r['runs'])}" if r["inside"] is not None else "–"]
-                       for r in h["per_bucket"]]))
     rows = [[r["bucket"], _n(x["D"]), f"{x['observed']:.3f}",
              f"{x['two_step']:.3f} {_iv(x.get('interval'))}" if x.get("two_step") is not None else "–",
              f"{x['one_step']:.3f}" if x.get("one_step") is not None else "–", f"{x['observed_loss']:.3f}",

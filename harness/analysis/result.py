@@ -28,6 +28,6 @@ class Analysis:
     conventions: dict | None = None  # the selected law's exponents under other counting conventions
     probes: dict | None = None  # the per-skill probe analysis (harness.analysis.probes), None without probes
     probe_data: object = None  # its ProbeData, for the figures
-    skills: dict | None = None  # two-step skill prediction (harness.analysis.skills), None without probes
+    skills: dict | None | bool = None  # two-step skill prediction (harness.analysis.skills): None without probes, False when not asked for
     fit: dict = field(default_factory=dict)  # the fit.json content
     figures: list[str] = field(default_factory=list)  # paths relative to the output folder

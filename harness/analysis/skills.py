@@ -192,7 +192,7 @@ def predict_all(skills: dict, N: float, D: float) -> list[dict]:
 
 def one_step(pdata: ProbeData, b: int, train: np.ndarray, held: np.ndarray) -> np.ndarray | None:
     """The baseline: exact match as a sigmoid of log10 C over the training curve points,
-    at the held-out runs' C = 6 N D."""
+    at the held-out runs' C = 6 N D (``held``: their indices, in the order returned)."""
     pts = train[pdata.point_run] & np.isfinite(pdata.points["accuracy"][:, b])
     if pts.sum() < 5:
         return None
@@ -233,7 +233,7 @@ def heldout_check(pdata: ProbeData, fits: list[dict] | None, held: np.ndarray, a
                "law": (fb.get("law") or {}).get("name"), "two_step_error": None, "one_step_error": None,
                "loss_error": None, "inside": None}
         preds = [predict_bucket(fb, pdata.N[i], pdata.D[i]) for i in hid] if fb.get("law") else None
-        base = one_step(pdata, b, train, held) if fb.get("sigmoid") else None
+        base = one_step(pdata, b, train, hid) if fb.get("sigmoid") else None
         runs = []
         for j, i in enumerate(hid):
             r = {"id": pdata.ids[i], "N": float(pdata.N[i]), "D": float(pdata.D[i]),
