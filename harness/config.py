@@ -170,6 +170,10 @@ def register_configs() -> None:
     # ${div:${model.width},16} lets a preset tie heads to width (fixed head size)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
+    # ${over:0.384,${model.width}} lets a preset scale the lr with width (SP, lr = c / width);
+    # the record holds the resolved number, so the run is the same as with that lr given
+    if not OmegaConf.has_resolver("over"):
+        OmegaConf.register_new_resolver("over", lambda a, b: float(a) / float(b))
 
 
 class ConfigError(ValueError):

@@ -71,6 +71,9 @@ class RunRecord(TypedDict, total=False):
     final_train_loss: Annotated[float, NUMBER, CSV]
     final_val_loss: Annotated[float, NUMBER, OK, CSV]
     entropy_floor: Annotated[Optional[float], NUMBER, CSV]  # the source's exact floor, or null
+    # the exact Bayes loss of the run's own held-out windows (synthetic sources), or null;
+    # not a runs.csv column, so committed runs.csv files keep their columns
+    heldout_floor: Annotated[Optional[float], NUMBER]
     wall_time_s: Annotated[float, NUMBER, CSV]
     tokens_per_s: Annotated[float, NUMBER, CSV]
     mfu: Annotated[Optional[float], NUMBER, CSV]  # null on CPU and unknown GPUs

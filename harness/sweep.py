@@ -73,7 +73,12 @@ def plan(config_dir: str, overrides: list[str]) -> dict:
                 validate(cfg)
             except ConfigError as e:
                 raise ConfigError(f"{e} (grid point: {' '.join(point)})") from None
-            run_ids.append(records.run_id(to_container(cfg)))
+            rid = records.run_id(to_container(cfg))
+            if rid in run_ids:  # e.g. a command-line axis overriding a key a preset's group axis sets
+                twin = points[run_ids.index(rid)]
+                raise ConfigError(f"grid points {' '.join(twin)} and {' '.join(point)} are the same run ({rid}): "
+                                  "an axis sets a key that another axis or override also sets")
+            run_ids.append(rid)
             points.append(point)
             configs.append(cfg)
         sweep_name, results_dir = cfg.sweep.name, cfg.results_dir

@@ -46,8 +46,10 @@ def test_sweep_auto_picks_gpu_with_cuda_else_cpu(monkeypatch, tmp_path, cuda, pr
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert resolve_sweep_name([]) == [f"sweep={preset}"]  # auto is the default
-    args = resolve_sweep_name(["sweep=auto", "model.width=16,32", f"results_dir={tmp_path}"])
-    assert args == [f"sweep={preset}", "model.width=16,32", f"results_dir={tmp_path}"]
+    axis = "ladder=w16,w32" if preset == "cpu" else "model.width=16,32"
+    args = resolve_sweep_name(["sweep=auto", axis, f"results_dir={tmp_path}"])
+    assert args == [f"sweep={preset}", axis, f"results_dir={tmp_path}"]
     assert resolve_sweep_name(["sweep=tiny"]) == ["sweep=tiny"]  # a named preset is left alone
     info = plan(CONFIG_DIR, args)
-    assert info["sweep"] == preset and info["axes"]["model.width"] == ["16", "32"]
+    key, values = axis.split("=")
+    assert info["sweep"] == preset and info["axes"][key] == values.split(",")

@@ -362,10 +362,16 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = Non
                starts_agreeing=agree, n_starts=len(results))
 
 
-def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0) -> Fit:
+def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
+                       replicate_noise: tuple[float, int] | None = None) -> Fit:
     """Attach ``n_resamples`` parametric-bootstrap refits: log L* = fitted log L + s z,
     z standard normal, the noise level from the residuals, s = sigma sqrt((n - p) / X),
     sigma^2 = RSS / (n - p) and X ~ chi-squared(n - p).
+
+    ``replicate_noise`` = (sigma_seed, dof): the run-to-run spread measured by repeated
+    runs (seeds) at the same (N, D). Then s is the larger of the residual draw and
+    sigma_seed sqrt(dof / X'), X' ~ chi-squared(dof): the intervals never assume less
+    noise than the replicates show, nor less than the residuals leave.
 
     Drawing s, not fixing it at sigma, carries the uncertainty of the noise level itself,
     which with 6 points and 2 parameters is large: for a linear law with normal noise it
@@ -383,6 +389,8 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0) -> Fit:
     out = np.full((n_resamples, p), np.nan)
     for i in range(n_resamples):
         s = sigma * np.sqrt((n - p) / rng.chisquare(n - p))
+        if replicate_noise is not None:  # drawn only then, so fits without replicates keep their stream
+            s = max(s, replicate_noise[0] * np.sqrt(replicate_noise[1] / rng.chisquare(replicate_noise[1])))
         logy = base + s * rng.standard_normal(n)
         lo, hi = _bounds(fit.form, logy, fit.floor)
         out[i] = _solve(fit.form, lx, logy, fit.floor, fit.theta, lo, hi, fit.delta).x

@@ -132,10 +132,30 @@ def _one_variable(table: Table, msgs: list[str], delta) -> tuple[dict, dict, dic
     return fits, points, fr
 
 
-def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: dict) -> None:
+def replicate_noise(table: Table) -> dict | None:
+    """The run-to-run spread of log loss, measured by runs that share (N, D) (seeds):
+    the pooled within-group standard deviation, sum of squared deviations from each
+    group's mean over sum(n_g - 1). None without replicates."""
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(table.N.tolist(), table.D.tolist())):
+        groups.setdefault(key, []).append(i)
+    reps = [g for g in groups.values() if len(g) > 1]
+    if not reps:
+        return None
+    logs = [np.log(table.loss[g]) for g in reps]
+    ss = float(sum(((v - v.mean()) ** 2).sum() for v in logs))
+    dof = sum(len(g) - 1 for g in reps)
+    spread = [float(v.max() - v.min()) for v in logs]
+    return {"sigma_log": math.sqrt(ss / dof), "dof": dof, "groups": len(reps), "runs": sum(map(len, reps)),
+            "max_range_log": max(spread), "method": "pooled within-group standard deviation of log loss over "
+            "runs with the same (N, D)"}
+
+
+def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: dict,
+               noise: tuple[float, int] | None = None) -> None:
     """Residual-bootstrap every fit except those in ``skip`` (name -> why), through one
     pool of ``n_jobs`` workers (each law has its own seeded stream, so the numbers do
-    not depend on ``n_jobs``)."""
+    not depend on ``n_jobs``). ``noise``: the replicates' (sigma, dof) for the joint laws."""
     for k in skip:
         if fits.get(k) is not None:
             fits[k].extra["bootstrap_skipped"] = skip[k]
@@ -143,17 +163,18 @@ def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs:
     if n_jobs > 1 and len(todo) > 1 and n_resamples > 0:
         from joblib import Parallel, delayed
 
-        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed) for k in todo)
+        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed, noise if k in JOINT else None)
+                                       for k in todo)
     else:
-        done = [_boot_one(fits[k], n_resamples, seed) for k in todo]
+        done = [_boot_one(fits[k], n_resamples, seed, noise if k in JOINT else None) for k in todo]
     for k, (boot, extra) in zip(todo, done):
         fits[k].boot = boot
         fits[k].extra.update(extra)
 
 
-def _boot_one(fit: Fit, n_resamples: int, seed: int):
+def _boot_one(fit: Fit, n_resamples: int, seed: int, noise: tuple[float, int] | None = None):
     with blas_threads(1):
-        residual_bootstrap(fit, n_resamples, seed)
+        residual_bootstrap(fit, n_resamples, seed, noise)
     return fit.boot, {k: v for k, v in fit.extra.items() if k == "bootstrap_skipped"}
 
 
@@ -210,7 +231,14 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
     fits.update(one)
     points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids), "x": table.X, "loss": table.loss}
                    for k in JOINT})
-    _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in JOINT} if why else {})
+    reps = replicate_noise(table)
+    if reps is not None and reps["dof"] < 2:
+        _note(msgs, f"replicates: only {reps['dof']} degree of freedom of run-to-run spread; not used", warn=False)
+        reps["used"] = False
+    elif reps is not None:
+        reps["used"] = True
+    _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in JOINT} if why else {},
+               noise=(reps["sigma_log"], reps["dof"]) if reps and reps["used"] else None)
     laws = {k: law_json(k, fits[k], points[k], F) for k in (*JOINT, "L_N", "L_D", "L_C")}
     if F is not None:
         laws["L_C"]["fixed_floor_line"] = line_fit(fr["C"], fr["loss"], F)
@@ -237,6 +265,7 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
                     f"per-skill analysis", warn=False)
     skills = analyze_skills(pdata, extra, n_resamples, seed, n_jobs) if with_skills else False
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
+                    replicate_noise=reps,
                     extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
                     settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata,
                     skills=skills)
@@ -312,8 +341,9 @@ def _settings(n_resamples: int, seed: int, delta: float | None) -> dict:
                   f"starts by Huber objective refined; with a free E the grid is repeated at 4 values of E",
         "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "parametric bootstrap from the residuals: "
                       "normal noise on the fitted log losses with a noise level drawn as sigma sqrt((n-p)/chi2(n-p)), "
-                      "sigma^2 = RSS/(n-p); refitted from the point estimate; percentile 95% intervals; laws the data "
-                      "cannot identify are not bootstrapped"},
+                      "sigma^2 = RSS/(n-p) (for the joint laws, when runs repeat an (N, D) with other seeds, at least the "
+                      "replicates' spread, drawn the same way: see replicate_noise); refitted from the point estimate; "
+                      "percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
         "selection": f"lowest mean reducible_error over the hold-outs {', '.join(selection.HOLDOUTS)}; forms within "
                      f"{selection.NEAR_TIE:.0%} of it are tied and the fewest parameters wins",
     }
@@ -328,6 +358,7 @@ def to_json(a: Analysis) -> dict:
         "floor": {"value": t.floor, "source": t.floor_source},
         "entropy_floor": t.entropy_floor[0] if len(t.entropy_floor) == 1 else (t.entropy_floor or None),
         "selected": a.selected,
+        "replicate_noise": a.replicate_noise,
         "laws": a.laws_json,
         "compute_optimal": a.compute_optimal,
         "isoflop": a.isoflop,

@@ -4,8 +4,9 @@
 
 Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval combines
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
-and run-to-run noise (the law's residual spread, ``noise_log``) in quadrature on the
-log scale. With ``--c`` it prints the compute-optimal N, D and loss on the law's
+and run-to-run noise in quadrature on the log scale: the larger of the law's residual
+spread (``noise_log``) and the spread measured by runs repeated with other seeds
+(``replicate_noise``), when the sweep has them. With ``--c`` it prints the compute-optimal N, D and loss on the law's
 surface at C = 6 N D and a ``harness-train`` line for a model of about that size.
 With ``--skills``, each probe bucket's loss and exact match at that N and D, with 95%
 intervals, from the two-step fits in fit.json's ``skills`` block
@@ -52,9 +53,10 @@ def _split(name: str, law: dict, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return P[:, cols], E
 
 
-def law_prediction(name: str, law: dict, N: float, D: float) -> dict:
+def law_prediction(name: str, law: dict, N: float, D: float, seeds_noise: float = 0.0) -> dict:
     """A joint law's loss at (N, D) from its fit.json entry, with the 95% prediction
-    interval of the module docstring (None without bootstrap draws)."""
+    interval of the module docstring (None without bootstrap draws); ``seeds_noise``:
+    the spread of repeated seeds in log L, used when larger than the law's residuals'."""
     form = JOINT[name]
     x = np.array([[float(N), float(D)]])
     p0, e0 = _split(name, law, np.array([list(law["params"].values())]))
@@ -62,6 +64,8 @@ def law_prediction(name: str, law: dict, N: float, D: float) -> dict:
     out = {"loss": loss, "interval": None}
     boot = law.get("bootstrap_params")
     noise = float(law.get("noise_log") or 0.0)
+    source = "replicates' spread" if seeds_noise > noise else "residual spread"
+    noise = max(noise, seeds_noise)
     if boot is not None and len(boot):
         pb, eb = _split(name, law, np.array(boot, float))
         lb = np.log(form.loss(pb, eb, x)[:, 0])
@@ -69,15 +73,18 @@ def law_prediction(name: str, law: dict, N: float, D: float) -> dict:
         c = math.log(loss)
         half_lo, half_hi = math.hypot(c - lo, Z95 * noise), math.hypot(hi - c, Z95 * noise)
         out["interval"] = [math.exp(c - half_lo), math.exp(c + half_hi)]
-        out["interval_method"] = ("bootstrap parameter spread and the fit's residual noise in quadrature, on log L"
-                                  f" ({len(boot)} draws, noise_log {noise:.3g})")
+        out["interval_method"] = ("bootstrap parameter spread and run-to-run noise in quadrature, on log L"
+                                  f" ({len(boot)} draws; noise {noise:.3g} in log L, the {source})")
+        out["noise_log"] = noise
     return out
 
 
 def predict(fit: dict, N: float, D: float, law_name: str | None = None) -> dict:
     """Loss at (N, D) with a 95% prediction interval."""
     name, law = _law(fit, law_name)
-    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, **law_prediction(name, law, N, D)}
+    reps = fit.get("replicate_noise") or {}
+    seeds = float(reps["sigma_log"]) if reps.get("used") else 0.0
+    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, **law_prediction(name, law, N, D, seeds)}
     floor = (fit.get("floor") or {}).get("value")
     if floor is not None and out["loss"] < floor:
         out["below_floor"] = True

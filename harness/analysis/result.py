@@ -25,6 +25,7 @@ class Analysis:
     laws_json: dict  # the fit.json "laws" block (unrounded)
     warnings: list[str]
     settings: dict
+    replicate_noise: dict | None = None  # run-to-run spread from runs repeating an (N, D) (pipeline.replicate_noise)
     conventions: dict | None = None  # the selected law's exponents under other counting conventions
     probes: dict | None = None  # the per-skill probe analysis (harness.analysis.probes), None without probes
     probe_data: object = None  # its ProbeData, for the figures

@@ -142,8 +142,9 @@ def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None,
     """The floor F the fits fix E at, and where it comes from.
 
     Every run evaluates on its held-out windows, whose exact Bayes loss differs from the
-    source's entropy rate by sampling noise (about 0.008 nats at 65k tokens): when the
-    generator can recompute that set's Bayes loss and every run shares one, F is it.
+    source's entropy rate by sampling noise (about 0.008 nats at 65k tokens): when every
+    run shares one such loss, F is it. Runs record it (``heldout_floor``); for older
+    records the generator recomputes it.
     Otherwise the records' common ``entropy_floor``; otherwise none."""
     from harness.data.synthetic import heldout_bayes_loss
 
@@ -152,7 +153,10 @@ def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None,
         cfg = rec.get("config") or {}
         data, ctx = cfg.get("data"), (cfg.get("model") or {}).get("context")
         key = repr((sorted((data or {}).items()), ctx))
-        if key not in cache:
+        recorded = _num(rec.get("heldout_floor"))
+        if math.isfinite(recorded):  # recorded at training time
+            cache[key + repr(recorded)] = recorded
+        elif key not in cache:  # older records: regenerate the windows
             try:
                 cache[key] = heldout_bayes_loss(data, int(ctx)) if isinstance(data, dict) and ctx else None
             except (KeyError, TypeError, ValueError):

@@ -19,6 +19,7 @@ import torch
 from harness import checkpoint, records, slurm
 from harness.config import resolve_lr, to_container
 from harness.data import TokenData, build_data, data_key
+from harness.data.synthetic import heldout_bayes_loss
 from harness.hardware import record_device, versions
 from harness.model import GPTConfig, flops_per_token, gpt_config, param_counts, planned_tokens
 from harness.records import ResultsLayout, RunRecord
@@ -88,7 +89,11 @@ class Run:
         self.record.update({
             "tokens": tokens, "steps": self.total_steps, "lr": self.lr,
             "flops_6nd": 6.0 * self.n_nonemb * tokens, "flops": self.fpt * tokens, "flops_per_token": self.fpt,
-            "entropy_floor": self.data.entropy_floor, "data_info": self.data.info,
+            "entropy_floor": self.data.entropy_floor,
+            # the exact Bayes loss of these very held-out windows (the entropy rate plus the
+            # validation set's sampling noise): the floor the fits fix E at; null for text
+            "heldout_floor": heldout_bayes_loss(self.config["data"], cfg.model.context),
+            "data_info": self.data.info,
             "device": record_device(dev), "precision": self.precision, "versions": versions(),
             # CPU results are bitwise reproducible for a fixed thread count; reductions
             # split differently across threads (final losses up to ~1e-3 nats apart)
