@@ -436,7 +436,8 @@ def skills(a: Analysis) -> str | None:
     rows = [[r["bucket"], _n(x["D"]), f"{x['observed']:.3f}",
              f"{x['two_step']:.3f} {_iv(x.get('interval'))}" if x.get("two_step") is not None else "–",
              f"{x['one_step']:.3f}" if x.get("one_step") is not None else "–", f"{x['observed_loss']:.3f}",
-             f"{x['predicted_loss']:.3f} {_iv(x.get('loss_interval'))}" if x.get("predicted_loss") is not None else "–"]
+             f"{x['predicted_loss']:.3f} {_iv(x.get('loss_interval'))}" if x.get("predicted_loss") is not None
+             else "–"]
             for r in h["per_bucket"] for x in r["runs"]]
     out.append(_table(["bucket", "D", "observed exact match", "two-step [95%]", "one-step", "observed bucket loss",
                        "predicted bucket loss [95%]"], rows[:4 * MAX_ROWS]))

@@ -138,7 +138,7 @@ def fit_bucket(pdata: ProbeData, b: int, runs: np.ndarray, n_boot: int, seed: in
         return row
     sig = accuracy_law(L, acc, pdata.point_run[pts], n_boot, seed)
     row["sigmoid"] = sig
-    rise = sig["params"]["hi"] - sig["params"]["lo"]
+    rise = max(sig["params"]["hi"] - sig["params"]["lo"], 1e-9)
     if sig["eval_noise"] is not None and sig["eval_noise"] > NOISY * rise:
         row["flags"].append("noisy")
         row["why"] = (f"noisy: exact match moves by {sig['eval_noise']:.3f} (sd) from one evaluation to the next, "
@@ -176,7 +176,8 @@ def predict_bucket(row: dict, N: float, D: float, seed: int = SEED) -> dict:
         rng = np.random.default_rng(seed)
         pb, eb = _split(name, law, np.array(bl, float))
         lb = np.log(JOINT[name].loss(pb, eb, np.array([[float(N), float(D)]]))[:, 0])
-        Ld = np.exp(lb[rng.integers(0, len(lb), N_DRAWS)] + float(law.get("noise_log") or 0) * rng.standard_normal(N_DRAWS))
+        noise = float(law.get("noise_log") or 0.0)
+        Ld = np.exp(lb[rng.integers(0, len(lb), N_DRAWS)] + noise * rng.standard_normal(N_DRAWS))
         S = np.asarray(bs, float)[rng.integers(0, len(bs), N_DRAWS)]
         a = accuracy_of_loss(S, Ld) + s["resid_sd"] * rng.standard_normal(N_DRAWS)
         out["accuracy_interval"] = [float(v) for v in np.clip(np.percentile(a, [2.5, 97.5]), 0, 1)]
@@ -300,7 +301,8 @@ def analyze_skills(pdata: ProbeData | None, aggregate: dict | None, n_resamples:
     B = len(pdata.buckets)
     held = selection.holdouts(pdata.N, pdata.D, 6.0 * pdata.N * pdata.D)[HOLDOUT]
     testable = (~held).sum() >= MIN_RUNS and len(np.unique(pdata.N[~held])) >= 3
-    tasks = [(b, np.ones(len(pdata.ids), bool)) for b in range(B)] + ([(b, ~held) for b in range(B)] if testable else [])
+    tasks = [(b, np.ones(len(pdata.ids), bool)) for b in range(B)]
+    tasks += [(b, ~held) for b in range(B)] if testable else []
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
