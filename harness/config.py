@@ -117,6 +117,21 @@ class SweepConfig:
     fit: bool = knob(True, semantic=False)  # fit and plot when the sweep ends
     # >0: train up to this many same-shape runs together as one batched model
     pack: int = knob(0, semantic=False)
+    # IsoFLOP presets: a size's offset from its budget's optimum, in x sqrt(2) steps of N
+    # (harness.config.iso_width); the run is what it resolves to, so not in the run id
+    size_step: int = knob(0, semantic=False)
+
+
+def iso_width(flop_budget: float, step: int, tokens_per_param: float, depth: int, multiple: int = 2) -> int:
+    """IsoFLOP presets: the width (a multiple of ``multiple``, at least that) whose N is
+    sqrt(2)^step times the compute-optimal N at C = ``flop_budget`` for a ridge of
+    ``tokens_per_param`` = D/N, i.e. N_opt = sqrt(C / (6 r)), so each budget's sizes
+    are centred on its own optimum. N(w) = depth (12 w^2 + 13 w) + 2 w (ModelConfig's
+    count at mlp_ratio 4), solved for w."""
+    n = math.sqrt(float(flop_budget) / (6.0 * float(tokens_per_param))) * 2.0 ** (float(step) / 2)
+    a, b = 12.0 * depth, 13.0 * depth + 2.0
+    w = (-b + math.sqrt(b * b + 4 * a * n)) / (2 * a)
+    return max(multiple, int(round(w / multiple)) * multiple)
 
 
 @dataclass
@@ -172,6 +187,8 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
     # ${over:0.384,${model.width}} lets a preset scale the lr with width (SP, lr = c / width);
     # the record holds the resolved number, so the run is the same as with that lr given
+    if not OmegaConf.has_resolver("iso_width"):
+        OmegaConf.register_new_resolver("iso_width", lambda c, k, r, d: iso_width(float(c), int(k), float(r), int(d)))
     if not OmegaConf.has_resolver("over"):
         OmegaConf.register_new_resolver("over", lambda a, b: float(a) / float(b))
 

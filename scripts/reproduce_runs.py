@@ -1,6 +1,6 @@
 """Retrain committed run records and compare their final losses bit for bit.
 
-    python scripts/reproduce_runs.py results/cpu/runs/cf76fca22308.json [...]
+    python scripts/reproduce_runs.py results/cpu_v1/runs/cf76fca22308.json [...]
 
 Each record's own config is trained again into a temporary results_dir (same run_id,
 same semantic keys); CPU runs are bitwise reproducible for the same torch version and

@@ -116,13 +116,14 @@ def test_a_folder_without_records_is_refused(tmp_path, capsys, bad):
 
 
 def test_the_readme_comparison_of_wsd_against_cosine(tmp_path):
-    """README: harness-compare results/cpu results/cpu_wsd, on the committed records."""
+    """README: harness-compare results/cpu_v1 results/cpu_wsd (the old cosine grid and its WSD twin,
+    the same lr and held-out set), on the committed records."""
     from pathlib import Path
 
     from harness.analysis.compare import compare_dirs
 
     root = Path(__file__).resolve().parents[1] / "results"
-    c = compare_dirs(root / "cpu", root / "cpu_wsd", tmp_path / "cmp", figures=False)["compare"]
+    c = compare_dirs(root / "cpu_v1", root / "cpu_wsd", tmp_path / "cmp", figures=False)["compare"]
     m, d = c["multiplier"], c["exponent_difference"]
     assert round(m["geomean"], 2) == 1.27 and [round(v, 2) for v in m["geomean_ci95"]] == [0.97, 1.60]
     assert round(d["value"], 3) == -0.045 and [round(v, 3) for v in d["ci95"]] == [-0.091, 0.006]

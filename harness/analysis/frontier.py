@@ -86,4 +86,5 @@ def line_fit(C: np.ndarray, loss: np.ndarray, floor: float) -> dict | None:
     return {"form": "log(L - F) = log A - gamma log C", "A": float(np.exp(r.intercept)), "gamma": float(-r.slope),
             "gamma_ci95": [float(-r.slope - t * r.stderr), float(-r.slope + t * r.stderr)],
             "rms_log_reducible": float(np.sqrt(np.mean(resid ** 2))), "n_points": int(ok.sum()),
+            "decades_C": float(np.log10(C[ok].max() / C[ok].min())),
             "residual_sign_runs": int(1 + np.sum(np.diff(np.sign(resid)) != 0))}

@@ -178,6 +178,20 @@ def _boot_one(fit: Fit, n_resamples: int, seed: int, noise: tuple[float, int] | 
     return fit.boot, {k: v for k, v in fit.extra.items() if k == "bootstrap_skipped"}
 
 
+def residual_pattern_r2(X: np.ndarray, resid: np.ndarray) -> float | None:
+    """The share of the log residuals' variance that a quadratic surface in (ln N, ln D)
+    explains: near 0 when the residual heatmap has no sign pattern, near 1 when the law
+    misses a trend (a twist or a bend) over the grid. None with fewer than 7 points."""
+    resid = np.asarray(resid, float)
+    if len(resid) < 7 or np.allclose(resid, resid.mean()):
+        return None
+    a, b = np.log(X[:, 0]), np.log(X[:, 1])
+    a, b = a - a.mean(), b - b.mean()
+    M = np.column_stack([np.ones_like(a), a, b, a * b, a * a, b * b])
+    c = np.linalg.lstsq(M, resid, rcond=None)[0]
+    return 1 - float(np.sum((resid - M @ c) ** 2) / np.sum((resid - resid.mean()) ** 2))
+
+
 def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict:
     form = JOINT.get(name, POWER)
     out = {"form": form.form if name in JOINT else {"L_N": "L_inf + A N^-alpha", "L_D": "L_inf + A D^-alpha",
@@ -199,6 +213,8 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
     for k in ("bootstrap_skipped", "asymptote"):
         if k in fit.extra:
             out[k] = fit.extra[k]
+    if name in JOINT:
+        out["residual_pattern_r2"] = residual_pattern_r2(fit.x, fit.log_residuals)
     if name in JOINT and bp is not None and len(bp):
         out["noise_log"] = float(np.std(fit.log_residuals) * np.sqrt(len(fit.y) / max(1, len(fit.y) - fit.n_params)))
         out["bootstrap_params"] = bp[:BOOT_KEEP]

@@ -6,15 +6,18 @@ Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval comb
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
 and run-to-run noise in quadrature on the log scale: the larger of the law's residual
 spread (``noise_log``) and the spread measured by runs repeated with other seeds
-(``replicate_noise``), when the sweep has them. With ``--c`` it prints the compute-optimal N, D and loss on the law's
-surface at C = 6 N D and a ``harness-train`` line for a model of about that size.
-With ``--skills``, each probe bucket's loss and exact match at that N and D, with 95%
-intervals, from the two-step fits in fit.json's ``skills`` block
-(:mod:`harness.analysis.skills`).
+(``replicate_noise``), when the sweep has them. With ``--c`` it prints the
+compute-optimal N, D and loss on the law's surface at C = 6 N D and a
+``harness-train`` line for a model of about that size. ``--json`` adds when the
+prediction was made (UTC) and the sha256 of the fit.json it read. With ``--skills``,
+each probe bucket's loss and exact match at that N and D, with 95% intervals, from the
+two-step fits in fit.json's ``skills`` block (:mod:`harness.analysis.skills`).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import json
 import math
 import sys
@@ -151,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
 
         res["skills"] = predict_all(skills_block(fit, args.results_dir), res["N"], res["D"])
     if args.json:
+        # provenance, so a prediction saved before its run is trained can be checked later
+        fit_bytes = (Path(args.results_dir) / "fit.json").read_bytes()
+        res.update(predicted_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   fit=str(Path(args.results_dir) / "fit.json"), fit_sha256=hashlib.sha256(fit_bytes).hexdigest())
         print(json.dumps(res))
         return 0
     if res.get("loss") is None:

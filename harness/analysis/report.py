@@ -66,6 +66,13 @@ def title(a: Analysis) -> str:
     out = [f"# Scaling-law fit\n\nInput: {what}; {f['n_points']} points used. Every number below is also in "
            f"`fit.json`; intervals are 95% parametric-bootstrap percentile intervals "
            f"({f['settings']['bootstrap']['resamples']} resamples, seed {f['settings']['bootstrap']['seed']})."]
+    reps = f.get("replicate_noise")
+    if reps:
+        out.append(f"Run-to-run noise, measured: {reps['runs']} runs repeat {reps['groups']} (N, D) points with other "
+                   f"seeds; their pooled spread is {reps['sigma_log']:.2g} in log loss ({reps['dof']} degrees of "
+                   f"freedom, largest range {reps['max_range_log']:.2g})"
+                   + ("; the joint laws' bootstrap never assumes less noise than that, and harness-predict's "
+                      "intervals use it." if reps.get("used") else "; too few to use."))
     sel = f.get("selected")
     if sel is None:
         return "\n\n".join(out + ["No joint law could be scored on held-out runs."])
@@ -180,7 +187,8 @@ def one_variable(a: Analysis) -> str:
     if line:
         out.append(f"With the known floor: {line['form']}, gamma = {line['gamma']:.4g} {_ci(line['gamma_ci95'])} "
                    f"(t interval), A = {line['A']:.4g}, RMS of log(L - F) {line['rms_log_reducible']:.4f}, "
-                   f"{line['residual_sign_runs']} runs of one residual sign over {line['n_points']} points. The "
+                   f"{line['residual_sign_runs']} runs of one residual sign over {line['n_points']} points"
+                   + (f" spanning {line['decades_C']:.2f} decades of C" if "decades_C" in line else "") + ". The "
                    f"free-E fit above is a diagnostic.")
     return "\n\n".join(out)
 

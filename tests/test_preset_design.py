@@ -1,4 +1,4 @@
-"""Seeds measured: runs repeating an (N, D) give the run-to-run spread that the
+"""The cpu preset's design, tested: runs repeating an (N, D) give the run-to-run spread that the
 bootstrap intervals and harness-predict use; the held-out floor recorded at training
 time; the lr rule resolver; grid points that collapse into one run are refused."""
 import numpy as np
@@ -99,3 +99,19 @@ def test_grid_points_that_are_one_run_are_refused_before_any_compute(tmp_path):
     register_configs()
     with pytest.raises(ConfigError, match="are the same run"):
         plan(CONFIG_DIR, ["sweep=cpu", f"results_dir={tmp_path}", "model.width=16,32"])
+
+
+def test_iso_width_centres_each_budgets_sizes_on_its_optimum():
+    from harness.config import iso_width
+
+    def n_of(w):
+        return 2 * (12 * w * w + 13 * w) + 2 * w
+
+    for C in (3e10, 1e11, 1e12):
+        n_opt = (C / (6 * 100.0)) ** 0.5
+        ws = [iso_width(C, k, 100.0, 2) for k in (-2, -1, 0, 1, 2)]
+        assert ws == sorted(ws) and all(w % 2 == 0 for w in ws)
+        # the middle size is the width nearest the optimum; the outer ones bracket it by ~x2 in N
+        assert abs(n_of(ws[2]) / n_opt - 1) < 0.2
+        assert n_of(ws[0]) < n_opt < n_of(ws[-1])
+        assert 1.5 < n_opt / n_of(ws[0]) < 2.6 and 1.5 < n_of(ws[-1]) / n_opt < 2.6

@@ -1,0 +1,71 @@
+"""Predict first, then train (results/predict_check): a run outside the cpu sweep.
+
+    python scripts/predict_check.py predict   # harness-predict, saved before the run exists
+    harness-train sweep=cpu sweep.name=predict_check model.width=128 data.tokens=8192000 \\
+      "train.branch_tokens=[]" train.threads=2
+    python scripts/predict_check.py check     # measured against predicted: check.json
+
+The run is one size up from the sweep's largest (width 128 against 64: 4x N) at the
+sweep's largest D (8.19M tokens), so 4x the sweep's largest compute; everything else
+is the cpu preset's (lr by its rule, 0.192 / 128; WSD; batch 16 x 64). It trains on 2
+threads, which moves a final loss by ~1e-3 nats or less against 1 thread (see the README).
+The check passes when the measured loss lies inside the 95% prediction interval and the
+interval is narrower than the distance from the prediction to the nearest trained run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.records import load_records
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "results" / "predict_check"
+SWEEP = ROOT / "results" / "cpu"
+N_WIDTH128 = 2 * (12 * 128 ** 2 + 13 * 128) + 2 * 128  # depth 2, mlp 4 (harness.config.ModelConfig)
+D = 8_192_000
+
+
+def predict() -> None:
+    if (OUT / "prediction.json").exists():
+        sys.exit("prediction.json exists: a prediction is made once, before the run")
+    if (OUT / "runs").exists() and any((OUT / "runs").glob("*.json")):
+        sys.exit("the run already exists: the prediction must come first")
+    out = subprocess.run(["harness-predict", str(SWEEP), "--n", str(N_WIDTH128), "--d", str(D), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    pred = json.loads(out)
+    recs = [r for r in load_records(SWEEP)[0] if r["status"] == "ok"]
+    top = max(r["flops_6nd"] for r in recs)
+    # nearest trained run: the closest in (log N, log D)
+    near = min(recs, key=lambda r: math.hypot(math.log(r["params_nonembedding"] / pred["N"]),
+                                              math.log(r["tokens"] / pred["D"])))
+    pred["check"] = {"run": {"model.width": 128, "data.tokens": D}, "compute_over_sweep_max": pred["C"] / top,
+                     "nearest_trained": {"run_id": near["run_id"], "N": near["params_nonembedding"],
+                                         "D": near["tokens"], "loss": near["final_val_loss"]}}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "prediction.json").write_text(json.dumps(pred, indent=1) + "\n")
+    print(json.dumps(pred, indent=1))
+
+
+def check() -> None:
+    pred = json.loads((OUT / "prediction.json").read_text())
+    (rec,) = [r for r in load_records(OUT)[0]]
+    assert rec["params_nonembedding"] == round(pred["N"]) and rec["tokens"] == round(pred["D"]), "not the predicted run"
+    lo, hi = pred["interval"]
+    loss = rec["final_val_loss"]
+    near = pred["check"]["nearest_trained"]["loss"]
+    distance = abs(pred["loss"] - near)
+    res = {"predicted": pred["loss"], "interval": [lo, hi], "measured": loss, "error": loss - pred["loss"],
+           "inside": lo <= loss <= hi, "interval_width": hi - lo, "distance_to_nearest_trained": distance,
+           "narrower_than_distance": hi - lo < distance, "predicted_at": pred["predicted_at"],
+           "run_id": rec["run_id"], "run_versions": rec.get("versions"), "torch_threads": rec.get("torch_threads")}
+    res["passes"] = res["inside"] and res["narrower_than_distance"]
+    (OUT / "check.json").write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    {"predict": predict, "check": check}[sys.argv[1]]()
