@@ -136,3 +136,25 @@ def test_frontiers_without_a_shared_loss_range_are_refused(tmp_path, capsys):
     out = tmp_path / "cmp"
     rc, cap = _run(base, variant, out, capsys, resamples=10)
     assert rc == 2 and not out.exists() and "share no loss range" in cap.err
+
+
+@pytest.mark.slow  # about 10 s: 1000 resamples of two 35-run sweeps
+def test_the_committed_comparison_of_untied_against_tied_embeddings_refits(tmp_path):
+    """results/compare_cpu_untied (harness-compare results/cpu results/cpu_untied) is
+    what the committed records give, and the README quotes its multiplier, exponent
+    difference and verdict."""
+    from pathlib import Path
+
+    from harness.analysis.compare import compare_dirs
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "results" / "compare_cpu_untied" / "compare.json").read_text())
+    compare_dirs(root / "results" / "cpu", root / "results" / "cpu_untied", tmp_path / "cmp", figures=False)
+    fresh = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert {k: v for k, v in fresh.items() if k != "figures"} == {k: v for k, v in committed.items() if k != "figures"}
+    m, d = committed["multiplier"], committed["exponent_difference"]
+    readme = (root / "README.md").read_text()
+    assert f"m = {m['geomean']:.2f} [{m['geomean_ci95'][0]:.2f}, {m['geomean_ci95'][1]:.2f}]" in readme
+    assert f"{d['value']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" in readme
+    assert committed["verdict"] in " ".join(readme.split())
+    assert committed["base"]["n_runs"] == committed["variant"]["n_runs"] == 35

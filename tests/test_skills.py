@@ -203,3 +203,19 @@ def test_the_committed_cpu_skill_check_refits(tmp_path):
     committed = json.loads((ROOT / "results" / "cpu" / "fit.json").read_text())
     fit = fit_results_dir(ROOT / "results" / "cpu", out_dir=tmp_path, n_resamples=0, figures=False)["fit"]
     assert _point(fit["skills"]) == _point(committed["skills"])
+
+
+def test_the_readme_reading_of_the_committed_skill_check_holds():
+    """Each statement of the README's paragraph under the skill check, on the committed file."""
+    h = json.loads((ROOT / "results" / "cpu" / "fit.json").read_text())["skills"]["heldout"]
+    s, rows = h["summary"]["predictable"], h["per_bucket"]
+    assert h["aggregate_loss"]["relative_error"] < min(r["loss_error"]["relative"] for r in rows if r["predictable"])
+    errs = [r["two_step_error"] for r in rows if r["predictable"]]  # buckets most frequent first
+    assert errs == sorted(errs)
+    assert s["two_step_error"] >= s["one_step_error"]  # "no better than the one-step baseline"
+    assert s["inside"] < 0.95 * s["n"]
+    worst = max((r for r in rows if r["predictable"]), key=lambda r: len(r["runs"]) - r["inside"])
+    assert worst["bucket"] == [r["bucket"] for r in rows if r["predictable"]][-1]  # "mostly the rarest"
+    assert [r["flags"] for r in rows[:2] + rows[-2:]] == [["no rising part"]] * 4
+    full = json.loads((ROOT / "results" / "cpu" / "fit.json").read_text())["skills"]["buckets"]
+    assert all(r["observed_range"][0] > 0.9 for r in full[:2]) and all(r["observed_range"][1] < 0.2 for r in full[-2:])
