@@ -152,7 +152,7 @@ def test_tail_mass():
 def test_harness_fit_with_probes_writes_figures_and_sharpness_table(tmp_path, capsys):
     folder = _sweep(tmp_path)
     out = tmp_path / "out"
-    assert main([str(folder), "--out", str(out), "--resamples", "20", "--jobs", "1"]) == 0
+    assert main([str(folder), "--out", str(out), "--resamples", "20", "--jobs", "1", "--no-skills"]) == 0
     capsys.readouterr()
     fit = json.loads((out / "fit.json").read_text())
     pr = fit["probes"]
@@ -190,7 +190,7 @@ def test_records_without_probes_skip_cleanly(tmp_path):
 
 def test_prediction_not_testable_with_few_sizes(tmp_path):
     folder = _sweep(tmp_path, sizes=np.geomspace(1e4, 1e6, 4))
-    res = fit_results_dir(folder, tmp_path / "out", n_resamples=5, n_jobs=1, figures=False)
+    res = fit_results_dir(folder, tmp_path / "out", n_resamples=5, n_jobs=1, figures=False, skills=False)
     p = res["fit"]["probes"]["prediction"]
     assert not p["testable"] and "not testable on this sweep" in p["reason"]
     assert "not testable on this sweep" in res["report"].read_text()

@@ -31,7 +31,8 @@ BYTE_IDENTICAL = ["cpu", "isoflop"]
 
 # what depends on the bootstrap: left out of the quick point-estimate comparison
 BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "noise_log",
-             "no_optimum_share", "surface_ci95", "agree", "settings", "figures", "R_D*_ci95", "R_N*_ci95"}
+             "no_optimum_share", "surface_ci95", "agree", "settings", "figures", "R_D*_ci95", "R_N*_ci95",
+             "interval", "loss_interval", "accuracy_interval", "inside", "resamples"}  # skills: from the draws
 
 
 def _point_part(obj):
@@ -44,13 +45,15 @@ def _point_part(obj):
 
 @pytest.fixture(scope="module", params=COMMITTED)
 def refit(request, tmp_path_factory):
-    """Point estimates only (no resamples, no figures): about 2 s a sweep."""
+    """Point estimates only (no resamples, no figures, no skills: tests/test_skills.py
+    refits those, and the slow test below all of it): about 2 s a sweep."""
     folder = ROOT / "results" / request.param
     assert (folder / "fit.json").exists(), f"results/{request.param}/fit.json is not committed"
     records, problems = load_records(folder)
     assert records and not problems and all(r["status"] == "ok" for r in records)
     out = tmp_path_factory.mktemp(request.param)
-    return request.param, records, fit_results_dir(folder, out_dir=out, n_resamples=0, figures=False)["fit"]
+    return request.param, records, fit_results_dir(folder, out_dir=out, n_resamples=0, figures=False,
+                                                   skills=False)["fit"]
 
 
 def test_refit_point_estimates_equal_the_committed_ones(refit):
@@ -58,6 +61,7 @@ def test_refit_point_estimates_equal_the_committed_ones(refit):
     errors, selection, compute-optimal point values) is equal after rounding, not close."""
     sweep, _, fit = refit
     committed = json.loads((ROOT / "results" / sweep / "fit.json").read_text())
+    committed.pop("skills", None)
     assert _point_part(json.loads(json.dumps(fit))) == _point_part(committed)
 
 

@@ -136,3 +136,33 @@ def test_frontiers_without_a_shared_loss_range_are_refused(tmp_path, capsys):
     out = tmp_path / "cmp"
     rc, cap = _run(base, variant, out, capsys, resamples=10)
     assert rc == 2 and not out.exists() and "share no loss range" in cap.err
+
+
+@pytest.mark.slow  # about 10 s: 1000 resamples of two 35-run sweeps
+def test_the_committed_comparison_of_untied_against_tied_embeddings_refits(tmp_path):
+    """results/compare_cpu_untied (harness-compare results/cpu results/cpu_untied) is
+    what the committed records give, and the README quotes its multiplier, exponent
+    difference and verdict."""
+    from pathlib import Path
+
+    from harness.analysis.compare import compare_dirs
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "results" / "compare_cpu_untied" / "compare.json").read_text())
+    compare_dirs(root / "results" / "cpu", root / "results" / "cpu_untied", tmp_path / "cmp", figures=False)
+    fresh = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    for c in (fresh, committed):  # the folders as typed on the command line
+        c.pop("figures"), c["base"].pop("dir"), c["variant"].pop("dir")
+    assert fresh == committed
+    m, d = committed["multiplier"], committed["exponent_difference"]
+    readme = (root / "README.md").read_text()
+    assert f"m = {m['geomean']:.2f} [{m['geomean_ci95'][0]:.2f}, {m['geomean_ci95'][1]:.2f}]" in readme
+    assert f"{d['value']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" in readme
+    assert committed["verdict"] in " ".join(readme.split())
+    readme = " ".join(readme.split())
+    assert committed["base"]["n_runs"] == committed["variant"]["n_runs"] == 35
+    cur = committed["multiplier"]["curve"]  # ordered by increasing loss: [-1] is the highest loss
+    for i, C in ((-1, "3.9e10"), (0, "5.8e12")):
+        assert f"{cur['m'][i]:.2f} [{cur['ci95_low'][i]:.2f}, {cur['ci95_high'][i]:.2f}] at C = {C}" in readme, i
+        assert f"{cur['C_base'][i]:.1e}".replace("e+", "e") == C
+    assert cur["ci95_low"][-1] > 1 and cur["ci95_low"][0] < 1 and all(m > 1 for m in cur["m"])

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
     p.add_argument("--jobs", type=int, default=N_JOBS, help=f"bootstrap worker processes (default {N_JOBS})")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--no-skills", action="store_true", help="skip the two-step skill prediction (fit.json then has "
+                   "no skills block; with probes it is most of the fit's time)")
     p.add_argument("--wandb", choices=["online", "offline", "disabled"], default="disabled",
                    help="also log the fit as a wandb analysis run (offline: into the output folder's wandb/)")
     return p
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.huber_delta is not None and not args.huber_delta > 0:
         p.error("--huber-delta must be > 0")
     kw = dict(n_resamples=args.resamples, seed=args.seed, n_jobs=args.jobs, figures=not args.no_figures,
-              huber_delta=args.huber_delta)
+              huber_delta=args.huber_delta, skills=not args.no_skills)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         try:

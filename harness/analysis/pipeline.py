@@ -27,6 +27,7 @@ from harness.analysis.frontier import envelope_by, frontier_points, group_values
 from harness.analysis.isoflop import fit_isoflop
 from harness.analysis.probes import analyze_probes
 from harness.analysis.result import Analysis
+from harness.analysis.skills import analyze_skills
 from harness.analysis.table import Table, from_records
 
 N_RESAMPLES = 400
@@ -248,14 +249,15 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
 
 
 def analyze(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS,
-            huber_delta: float | None = None) -> Analysis:
+            huber_delta: float | None = None, skills: bool = True) -> Analysis:
     """Fit every law to ``table`` (pure computation, no files); least squares in log L,
-    or Huber with ``huber_delta``."""
+    or Huber with ``huber_delta``. ``skills=False`` leaves out the two-step skill
+    prediction (its per-bucket law selection is most of the time of a fit with probes)."""
     with blas_threads(1):
-        return _analyze(table, n_resamples, seed, n_jobs, huber_delta)
+        return _analyze(table, n_resamples, seed, n_jobs, huber_delta, skills)
 
 
-def _analyze(table, n_resamples, seed, n_jobs, delta):
+def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
     msgs: list[str] = []
     for s in table.skipped_files:
         _note(msgs, f"skipped unreadable record {s['file']}: {s['reason']}", warn=False)  # the loader warned
@@ -306,11 +308,12 @@ def _analyze(table, n_resamples, seed, n_jobs, delta):
     if pdata is not None and pdata.skipped:
         _note(msgs, f"probes: {len(pdata.skipped)} runs without probes (or with other buckets) left out of the "
                     f"per-skill analysis", warn=False)
+    skills = analyze_skills(pdata, extra, n_resamples, seed, n_jobs) if with_skills else False
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
                     replicate_noise=reps,
                     extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
                     settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata,
-                    data_constrained=dc)
+                    data_constrained=dc, skills=skills)
 
 
 def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None, n_resamples: int,
@@ -426,6 +429,7 @@ def to_json(a: Analysis) -> dict:
         "counting_conventions": a.conventions,
         "probes": a.probes,
         **({"data_constrained": a.data_constrained} if a.data_constrained else {}),
+        **({} if a.skills is False else {"skills": a.skills}),  # absent when not asked for
         "excluded_runs": t.excluded,
         "skipped_files": t.skipped_files,
         "dropped_rows": t.dropped,
@@ -453,16 +457,17 @@ def write_outputs(a: Analysis, out_dir: str | Path, figures: bool = True) -> dic
 
 
 def fit_table(table: Table, out_dir: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEED,
-              n_jobs: int = N_JOBS, figures: bool = True, huber_delta: float | None = None) -> dict:
+              n_jobs: int = N_JOBS, figures: bool = True, huber_delta: float | None = None,
+              skills: bool = True) -> dict:
     """Analyse ``table`` and write the outputs. Returns ``{"fit", "fit_json", "report", "figures"}``."""
-    a = analyze(table, n_resamples, seed, n_jobs, huber_delta)
+    a = analyze(table, n_resamples, seed, n_jobs, huber_delta, skills)
     paths = write_outputs(a, out_dir, figures)
     return {"fit": a.fit, **paths, "analysis": a}
 
 
 def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, n_resamples: int = N_RESAMPLES,
                     seed: int = SEED, n_jobs: int = N_JOBS, figures: bool = True,
-                    huber_delta: float | None = None) -> dict:
+                    huber_delta: float | None = None, skills: bool = True) -> dict:
     """Fit a sweep's records (``results_dir/runs/*.json``) and write runs.csv, fit.json,
     figures/ and report.md into ``out_dir`` (default ``results_dir``).
 
@@ -474,8 +479,8 @@ def fit_results_dir(results_dir: str | Path, out_dir: str | Path | None = None, 
 
     records, problems = load_records(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
+    table = from_records(records, problems, source=str(results_dir))  # refuses before anything is written
     runs_csv = write_runs_csv(records, out / "runs.csv")
-    table = from_records(records, problems, source=str(results_dir))
-    res = fit_table(table, out, n_resamples, seed, n_jobs, figures, huber_delta)
+    res = fit_table(table, out, n_resamples, seed, n_jobs, figures, huber_delta, skills)
     res["runs_csv"] = runs_csv
     return res

@@ -597,3 +597,61 @@ def repeated_token_value(a: Analysis):
     ax.legend(fontsize=7)
     fig.colorbar(sm, ax=ax, label="N (non-embedding params)")
     return "repeated_token_value.png", fig
+
+
+@figure
+def skills_heldout(a: Analysis):
+    """Left: exact match against each bucket's own loss over every curve point, with the
+    fitted sigmoids (step 2). Right: the held-out largest runs' exact match, predicted in
+    two steps (with 95% intervals) and by the one-step baseline, against what they got."""
+    sk, pdata = a.skills, a.probe_data
+    if not sk:
+        return None
+    from harness.analysis.skills import accuracy_of_loss
+
+    cols = _bucket_colors(len(pdata.buckets))
+    fig = Figure(figsize=(14, 5.5), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    for b, (row, col) in enumerate(zip(sk["buckets"], cols)):
+        L, acc = pdata.points["loss"][:, b], pdata.points["accuracy"][:, b]
+        ax.plot(L, acc, ".", color=col, ms=2.5, alpha=0.35)
+        if row.get("sigmoid"):
+            xs = np.linspace(np.nanmin(L), np.nanmax(L), 200)
+            ax.plot(xs, accuracy_of_loss(row["sigmoid"]["params"], xs), "-" if row["predictable"] else ":",
+                    color=col, lw=1.8, label=f"{row['bucket']}" + ("" if row["predictable"] else
+                                                                    f" ({', '.join(row['flags'])})"))
+        else:
+            ax.plot([], [], ".", color=col, label=f"{row['bucket']} ({', '.join(row['flags'])}: not fitted)")
+    ax.set_xlabel("bucket loss (nats)")
+    ax.set_ylabel("exact match")
+    ax.set_title("step 2: exact match against the bucket's loss, every curve point")
+    ax.grid(True, alpha=0.2)
+    ax.legend(fontsize=7)
+    h = sk["heldout"]
+    ax2.plot([0, 1], [0, 1], color="0.5", lw=0.8, ls="--")
+    ax2.set_xlabel("observed exact match (held-out runs)")
+    ax2.set_ylabel("predicted exact match")
+    ax2.grid(True, alpha=0.2)
+    if h.get("skipped"):
+        ax2.text(0.5, 0.5, h["skipped"], ha="center", va="center", wrap=True, fontsize=9, transform=ax2.transAxes)
+        ax2.set_title("held-out check")
+        return "skills_heldout.png", fig
+    for row, col in zip(h["per_bucket"], cols):
+        for x in row["runs"]:
+            if x.get("two_step") is not None:
+                iv = x.get("interval")
+                yerr = None if not iv else [[x["two_step"] - iv[0]], [iv[1] - x["two_step"]]]
+                ax2.errorbar(x["observed"], x["two_step"], yerr=yerr, fmt="o", color=col, ms=6, mec="k",
+                             capsize=2, lw=1, alpha=1.0 if row["predictable"] else 0.4)
+            if x.get("one_step") is not None:
+                ax2.plot(x["observed"], x["one_step"], "x", color=col, ms=7, mew=1.6)
+    ax2.plot([], [], "ko", label="two steps, 95% interval")
+    ax2.plot([], [], "kx", label="one step: sigmoid in log C")
+    s = h["summary"]["predictable"]
+    ax2.set_title(f"held out: {h['criterion']}"
+                  + (f"\nmean error {s['two_step_error']:.3f} (two steps), {s['one_step_error']:.3f} (one step)"
+                     if s["two_step_error"] is not None and s["one_step_error"] is not None else ""), fontsize=10)
+    ax2.set_xlim(-0.03, 1.03)
+    ax2.set_ylim(-0.03, 1.03)
+    ax2.legend(fontsize=8, loc="upper left")
+    return "skills_heldout.png", fig

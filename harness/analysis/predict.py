@@ -1,6 +1,6 @@
 """``harness-predict``: a fitted law's prediction for a run not yet trained.
 
-    harness-predict RESULTS_DIR (--n N --d D | --c C) [--u U_D] [--law NAME] [--json]
+    harness-predict RESULTS_DIR (--n N --d D | --c C) [--u U_D] [--law NAME] [--skills] [--json]
 
 Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval combines
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
@@ -12,7 +12,10 @@ compute-optimal N, D and loss on the law's surface at C = 6 N D and a
 prediction was made (UTC) and the sha256 of the fit.json it read.
 With ``--u`` (a data-constrained law: ``muennighoff``, ``muennighoff_interaction``) the
 run draws its D tokens from a pool of U_D unique ones: the loss at (N, D, U_D), or with
-``--c`` the N that minimises the loss for that pool, and its epochs D / U_D.
+``--c`` the N that minimises the loss for that pool, and its epochs D / U_D. With
+``--skills``, each probe bucket's loss and exact match at that N and D, with 95%
+intervals, from the two-step fits in fit.json's ``skills`` block
+(:mod:`harness.analysis.skills`).
 """
 from __future__ import annotations
 
@@ -71,23 +74,22 @@ def _inputs(form, N: float, D: float, U: float | None) -> np.ndarray:
     return np.array([[float(N), float(D), float(U)]])
 
 
-def predict(fit: dict, N: float, D: float, law_name: str | None = None, unique: float | None = None) -> dict:
-    """Loss at (N, D) (from a pool of ``unique`` tokens U_D) with a 95% prediction interval."""
-    name, law = _law(fit, law_name)
+def law_prediction(name: str, law: dict, N: float, D: float, seeds_noise: float = 0.0,
+                   unique: float | None = None) -> dict:
+    """A law's loss at (N, D) (from a pool of ``unique`` tokens U_D) from its fit.json
+    entry, with the 95% prediction interval of the module docstring (None without
+    bootstrap draws); ``seeds_noise``: the spread of repeated seeds in log L, used when
+    larger than the law's residuals'."""
     form = _form(name, law)
     x = _inputs(form, N, D, unique)
     p0, e0 = _split(name, law, np.array([list(law["params"].values())]))
     loss = float(form.loss(p0, e0, x)[0, 0])
-    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D, "loss": loss, "interval": None}
-    if unique is not None:
-        out.update(unique_tokens=float(unique), epochs=float(D) / float(unique))
+    out = {"loss": loss, "interval": None}
     boot = law.get("bootstrap_params")
     noise = float(law.get("noise_log") or 0.0)
-    reps = fit.get("replicate_noise") or {}
-    seeds = float(reps["sigma_log"]) if reps.get("used") else 0.0
-    source = "replicates' spread" if seeds > noise else "residual spread"
-    noise = max(noise, seeds)
-    if boot:
+    source = "replicates' spread" if seeds_noise > noise else "residual spread"
+    noise = max(noise, seeds_noise)
+    if boot is not None and len(boot):
         pb, eb = _split(name, law, np.array(boot, float))
         lb = np.log(form.loss(pb, eb, x)[:, 0])
         lo, hi = np.percentile(lb, [2.5, 97.5])
@@ -97,8 +99,20 @@ def predict(fit: dict, N: float, D: float, law_name: str | None = None, unique: 
         out["interval_method"] = ("bootstrap parameter spread and run-to-run noise in quadrature, on log L"
                                   f" ({len(boot)} draws; noise {noise:.3g} in log L, the {source})")
         out["noise_log"] = noise
+    return out
+
+
+def predict(fit: dict, N: float, D: float, law_name: str | None = None, unique: float | None = None) -> dict:
+    """Loss at (N, D) (from a pool of ``unique`` tokens U_D) with a 95% prediction interval."""
+    name, law = _law(fit, law_name)
+    reps = fit.get("replicate_noise") or {}
+    seeds = float(reps["sigma_log"]) if reps.get("used") else 0.0
+    out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D,
+           **law_prediction(name, law, N, D, seeds, unique)}
+    if unique is not None:
+        out.update(unique_tokens=float(unique), epochs=float(D) / float(unique))
     floor = (fit.get("floor") or {}).get("value")
-    if floor is not None and loss < floor:
+    if floor is not None and out["loss"] < floor:
         out["below_floor"] = True
     return out
 
@@ -143,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--c", type=float, help="compute C = 6 N D: give the compute-optimal N, D and loss")
     p.add_argument("--u", type=float, help="unique tokens U_D the run draws its D from (a data-constrained law)")
     p.add_argument("--law", help="a joint law in fit.json (default: the selected one)")
+    p.add_argument("--skills", action="store_true", help="also each probe bucket's loss and exact match "
+                   "(two steps: the bucket's loss law, then a sigmoid of exact match in that loss)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -156,9 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and not v > 0:
             p.error("N, D and C must be positive")
     fit = load(args.results_dir)
+    if args.skills:
+        skills_block(fit, args.results_dir)  # refuse before printing anything
     res = optimal(fit, args.c, args.law, args.u) if args.c is not None else predict(fit, args.n, args.d, args.law, args.u)
     if args.c is not None and res.get("N"):
         res["train"] = train_line(res["N"], res["D"]) + (f" data.unique_tokens={int(round(args.u))}" if args.u else "")
+    if args.skills and res.get("N"):
+        from harness.analysis.skills import predict_all
+
+        res["skills"] = predict_all(skills_block(fit, args.results_dir), res["N"], res["D"])
     if args.json:
         # provenance, so a prediction saved before its run is trained can be checked later
         fit_bytes = (Path(args.results_dir) / "fit.json").read_bytes()
@@ -177,7 +199,30 @@ def main(argv: list[str] | None = None) -> int:
           + (" -- below the floor" if res.get("below_floor") else ""))
     if res.get("train"):
         print(res["train"])
+    for b in res.get("skills") or []:
+        print(skill_line(b))
     return 0
+
+
+def skills_block(fit: dict, results_dir) -> dict:
+    """fit.json's two-step skill fits, or a one-line refusal."""
+    if "skills" not in fit:
+        raise SystemExit(f"harness-predict: error: --skills: {results_dir}/fit.json has no skill fits (fitted before "
+                         f"them, or with --no-skills): refit with harness-fit {results_dir}")
+    if not fit["skills"]:
+        raise SystemExit(f"harness-predict: error: --skills: the records in {results_dir} have no per-skill probes "
+                         f"(or fewer than 3 runs with them), so there is nothing to predict skills from")
+    return fit["skills"]
+
+
+def skill_line(b: dict) -> str:
+    """One bucket's prediction in one line."""
+    if b["loss"] is None:
+        return f"  {b['bucket']}: no prediction ({b.get('why')})"
+    iv = lambda v, f: f" [{f.format(v[0])}, {f.format(v[1])}]" if v else " (no interval)"  # noqa: E731
+    return (f"  {b['bucket']}: loss {b['loss']:.4f}{iv(b['loss_interval'], '{:.4f}')} nats, exact match "
+            f"{b['accuracy']:.3f}{iv(b['accuracy_interval'], '{:.3f}')}"
+            + (f"  -- flagged: {b['why']}" if b["flags"] else ""))
 
 
 if __name__ == "__main__":

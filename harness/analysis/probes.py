@@ -175,17 +175,23 @@ def _levels(s: np.ndarray, y: np.ndarray):
     return best[0], best[0] + best[1], best_sse
 
 
-def fit_sigmoid(x, y, refine: bool = True) -> dict:
+def fit_sigmoid(x, y, refine: bool = True, start: dict | None = None) -> dict:
     """Least-squares sigmoid of ``y`` (in [0, 1]) in ``x`` with 0 <= lo <= hi <= 1 and
     k in K_RANGE: a grid over (m, k) with (lo, hi) solved exactly at each point, then
-    scipy's bounded least squares from the best grid point. Returns lo, hi, k, m, sse
+    scipy's bounded least squares from the best grid point (or, with ``start``, from
+    those parameters, skipping the grid: a bootstrap refit). Returns lo, hi, k, m, sse
     and ``at_bound`` (k or m at the edge of its search range)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    mm, kk, (mlo, mhi) = _grid(x)
-    s = expit(kk[:, None] * (x[None, :] - mm[:, None]))
-    lo, hi, sse = _levels(s, y[None, :])
-    g = int(np.argmin(sse))
-    p = dict(lo=float(lo[g]), hi=float(hi[g]), k=float(kk[g]), m=float(mm[g]), sse=float(sse[g]))
+    mlo, mhi = float(np.min(x)) - M_PAD, float(np.max(x)) + M_PAD
+    if start is None:
+        mm, kk, _ = _grid(x)
+        s = expit(kk[:, None] * (x[None, :] - mm[:, None]))
+        lo, hi, sse = _levels(s, y[None, :])
+        g = int(np.argmin(sse))
+        p = dict(lo=float(lo[g]), hi=float(hi[g]), k=float(kk[g]), m=float(mm[g]), sse=float(sse[g]))
+    else:
+        p = {k: float(start[k]) for k in ("lo", "hi", "k", "m")}
+        p["sse"] = float(np.sum((sigmoid(x, p["lo"], p["hi"], p["k"], p["m"]) - y) ** 2))
     if refine and len(x) >= 4:
         from scipy.optimize import least_squares
 

@@ -424,6 +424,83 @@ def probes(a: Analysis) -> str | None:
     return "\n\n".join(out)
 
 
+def _iv(iv, fmt: str = "{:.3f}") -> str:
+    return f"[{fmt.format(iv[0])}, {fmt.format(iv[1])}]" if iv else "–"
+
+
+def skill_check(sk: dict) -> str:
+    """The held-out skill check in markdown: one paragraph and the per-bucket table
+    (fit.json's rounded ``skills``; the README quotes it, and a test keeps them equal)."""
+    h = sk["heldout"]
+    head = "**Held-out check.** "
+    if h.get("skipped"):
+        return head + f"Skipped: {h['skipped']}."
+    s, ag = h["summary"]["predictable"], h["aggregate_loss"]
+    text = (f"{head}Held out: {h['criterion']} ({len(h['held_out_runs'])} runs); both steps refitted on the other "
+            f"{h['n_train_runs']}, law selection included. ")
+    if ag.get("reducible_error") is not None:
+        text += (f"The aggregate loss ({ag['law']}): {ag['reducible_error']:.1%} of the reducible loss, "
+                 f"{ag['nats']:.4f} nats" + (f", {ag['relative_error']:.2%} of the loss" if ag.get("relative_error")
+                                             is not None else "") + ". ")
+    if s["two_step_error"] is not None:
+        text += (f"Over the {len(s['buckets'])} predictable buckets: bucket loss {s['loss_relative_error']:.1%} of the "
+                 f"loss; exact match **{s['two_step_error']:.3f}** mean absolute error in two steps against "
+                 + (f"**{s['one_step_error']:.3f}** for the one-step baseline" if s["one_step_error"] is not None
+                    else "no one-step baseline")
+                 + (f"; {s['inside']} of {s['n']} held-out observations inside their 95% intervals" if s["inside"]
+                    is not None else "") + ".")
+    else:
+        text += "No bucket is predictable on this sweep."
+    table = _table(["bucket", "flags", "exact match error: two-step", "one-step", "bucket loss error", "inside 95%"],
+                   [[r["bucket"], ", ".join(r["flags"]) or "–", _n(r["two_step_error"]), _n(r["one_step_error"]),
+                     f"{r['loss_error']['relative']:.1%}" if r["loss_error"] else "–",
+                     f"{r['inside']}/{len(r['runs'])}" if r["inside"] is not None else "–"]
+                    for r in h["per_bucket"]])
+    return text + "\n\n" + table
+
+
+@section
+def skills(a: Analysis) -> str | None:
+    """Two-step skill prediction (harness.analysis.skills): the fits, the held-out
+    check against the aggregate loss and the one-step baseline, and its figure."""
+    sk = a.fit.get("skills")
+    if not sk:
+        return None
+    m = sk["method"]
+    out = ["## Predicting skills in two steps: (N, D) → bucket loss → exact match",
+           f"Step 1, per bucket: {m['loss_law']}. Step 2: {m['sigmoid']}. Prediction intervals: {m['interval']} "
+           f"({m['resamples']} bootstrap draws each). Unpredictable buckets are flagged: "
+           + "; ".join(f"*{k}*: {v}" for k, v in m["flags"].items()) + ". `harness-predict RESULTS_DIR --n N --d D "
+           "--skills` prints these predictions for a run not yet trained."]
+    rows = []
+    for r in sk["buckets"]:
+        law, sig = r.get("law") or {}, r.get("sigmoid") or {}
+        p, ci = sig.get("params") or {}, sig.get("ci95") or {}
+        rows.append([r["bucket"], f"{r['mass']:.2%}", ", ".join(r["flags"]) or "predictable",
+                     f"{law['name']} (RMS log {law['rms_log']:.3f})" if law.get("params") else "–",
+                     f"{p['L0']:.3g} {_iv(ci.get('L0'), '{:.3g}')}" if p else "–",
+                     f"{p['k']:.3g} {_iv(ci.get('k'), '{:.3g}')}" if p else "–",
+                     f"{p['lo']:.2f}–{p['hi']:.2f}" if p else "–",
+                     f"{sig['eval_noise']:.3f}" if sig.get("eval_noise") is not None else "–"])
+    out.append(_table(["bucket", "mass", "flags", "bucket-loss law", "L0, nats [95%]", "k per nat [95%]",
+                       "lo–hi", "eval-to-eval sd"], rows))
+    out.append(skill_check(sk))
+    h = sk["heldout"]
+    if h.get("skipped"):
+        return "\n\n".join(out)
+    rows = [[r["bucket"], _n(x["D"]), f"{x['observed']:.3f}",
+             f"{x['two_step']:.3f} {_iv(x.get('interval'))}" if x.get("two_step") is not None else "–",
+             f"{x['one_step']:.3f}" if x.get("one_step") is not None else "–", f"{x['observed_loss']:.3f}",
+             f"{x['predicted_loss']:.3f} {_iv(x.get('loss_interval'))}" if x.get("predicted_loss") is not None
+             else "–"]
+            for r in h["per_bucket"] for x in r["runs"]]
+    out.append(_table(["bucket", "D", "observed exact match", "two-step [95%]", "one-step", "observed bucket loss",
+                       "predicted bucket loss [95%]"], rows[:4 * MAX_ROWS]))
+    figs = [f for f in a.fit["figures"] if Path(f).stem.startswith("skills_")]
+    out += [f"![{Path(f).stem}]({f})" for f in figs]
+    return "\n\n".join(out)
+
+
 @section
 def excluded(a: Analysis) -> str:
     f = a.fit
@@ -450,7 +527,7 @@ def warnings_(a: Analysis) -> str | None:
 
 @section
 def figures(a: Analysis) -> str | None:
-    figs = [p for p in a.fit["figures"] if not Path(p).stem.startswith("probes_")]  # shown in their section
+    figs = [p for p in a.fit["figures"] if not Path(p).stem.startswith(("probes_", "skills_"))]  # in their sections
     if not figs:
         return None
     return "## Figures\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in figs)

@@ -30,5 +30,6 @@ class Analysis:
     probes: dict | None = None  # the per-skill probe analysis (harness.analysis.probes), None without probes
     probe_data: object = None  # its ProbeData, for the figures
     data_constrained: dict | None = None  # repeated data: harness.analysis.data_constrained.summarize
+    skills: dict | None | bool = None  # two-step skill prediction (harness.analysis.skills): None without probes, False when not asked for
     fit: dict = field(default_factory=dict)  # the fit.json content
     figures: list[str] = field(default_factory=list)  # paths relative to the output folder
