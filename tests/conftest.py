@@ -5,6 +5,7 @@ is the quick loop, ``pytest`` (what CI runs) is everything."""
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -14,6 +15,12 @@ import pytest  # noqa: E402
 from harness.config import make_config, register_configs  # noqa: E402
 
 register_configs()
+
+# A suite started in the background (``cmd &``, nohup) inherits SIGINT ignored, and the
+# harness rightly leaves an ignored SIGINT alone; the interrupt tests need Ctrl-C's
+# default, in this process and in the runs it starts.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TINY = {
     "model.width": 32, "model.depth": 1, "model.heads": 2, "model.context": 32,
