@@ -197,7 +197,7 @@ def test_harness_fit_logs_the_analysis_run_when_asked(tmp_path):
 
     root = tmp_path / "cpu"
     shutil.copytree(Path(__file__).resolve().parent.parent / "results" / "cpu_v1" / "runs", root / "runs")
-    assert main([str(root), "--resamples", "0", "--jobs", "1", "--no-figures", "--wandb", "offline"]) == 0
+    assert main([str(root), "--resamples", "0", "--jobs", "1", "--no-figures", "--no-skills", "--wandb", "offline"]) == 0
     (analysis,) = [r for r in read_runs(root / "wandb") if r["job_type"] == "analysis"]
     fit = json.loads((root / "fit.json").read_text())
     sel = fit["selected"]
