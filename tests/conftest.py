@@ -35,6 +35,19 @@ def make_cfg(tmp_path, **overrides):
     return make_config(**{"results_dir": str(tmp_path / "results"), **TINY, **overrides})
 
 
+def toy_record(config: dict, N: float, D: float, curve: list[dict]) -> dict:
+    """A finished run's record for analysis tests, without training: N non-embedding
+    parameters, D tokens, final losses the last curve point's ``val_loss``."""
+    from harness.records import run_id
+
+    final = float(curve[-1]["val_loss"])
+    return {"run_id": run_id(config), "sweep": "toy", "status": "ok", "config": config,
+            "params_total": int(N * 1.2), "params_embedding": int(N * 0.2), "params_nonembedding": int(N),
+            "tokens": int(D), "flops_6nd": 6.0 * int(N) * int(D), "flops": 7.0 * N * D,
+            "final_train_loss": final, "final_val_loss": final, "entropy_floor": 1.0,
+            "curve": curve, "wall_time_s": 1.0, "tokens_per_s": 1.0, "mfu": None, "device": "cpu", "versions": {}}
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     return lambda **kw: make_cfg(tmp_path, **kw)

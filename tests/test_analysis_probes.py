@@ -5,12 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import toy_record
 
 from harness.analysis import fit_results_dir
 from harness.analysis.cli import main
 from harness.analysis.probes import (SHARP, bucket_fits, envelope_crossing, fit_sigmoid, learning_order,
                                      largest_step_share, sharpness, sigmoid, tail_mass)
-from harness.records import run_id, write_record
+from harness.records import write_record
 
 MASS = np.array([0.55, 0.25, 0.12, 0.05, 0.02, 0.01])
 NAMES = [f"ranks {4 ** b}-{4 ** (b + 1) - 1}" for b in range(len(MASS))]
@@ -42,11 +43,7 @@ def _record(N, D, rng, probes=True):
     val = _loss(N, tokens) * np.exp(rng.normal(0, 0.002, len(tokens)))
     curve = [{"tokens": int(t), "flops": 6.0 * N * t, "train_loss": float(v), "val_loss": float(v)}
              for t, v in zip(tokens, val)]
-    rec = {"run_id": run_id(config), "sweep": "toy", "status": "ok", "config": config,
-           "params_total": int(N * 1.2), "params_embedding": int(N * 0.2), "params_nonembedding": int(N),
-           "tokens": int(D), "flops_6nd": 6.0 * int(N) * int(D), "flops": 7.0 * N * D,
-           "final_train_loss": float(val[-1]), "final_val_loss": float(val[-1]), "entropy_floor": 1.0,
-           "curve": curve, "wall_time_s": 1.0, "tokens_per_s": 1.0, "mfu": None, "device": "cpu", "versions": {}}
+    rec = toy_record(config, N, D, curve)
     if probes:
         for p in curve:
             p["probes"] = _probes(p["val_loss"], rng)

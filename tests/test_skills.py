@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import toy_record
 
 from harness.analysis import fit_results_dir
 from harness.analysis.cli import main as fit_main
 from harness.analysis.predict import main as predict_main
 from harness.analysis.report import skill_check
 from harness.analysis.skills import MIN_RISE, NOISY, accuracy_of_loss, eval_noise
-from harness.records import run_id, write_record
+from harness.records import write_record
 
 # bucket b's loss: E + f_b (A / N^alpha + B / D^beta); exact match: a fixed sigmoid of it
 E, A, ALPHA, B, BETA = 0.8, 30.0, 0.35, 80.0, 0.3
@@ -43,11 +44,7 @@ def _record(N, D, rng, probes=True):
             row.append({"bucket": name, "mass": 0.5 ** (b + 1), "n": 500, "loss": float(lb), "accuracy": acc,
                         "logprob": float(np.log(0.004 + 0.99 * acc))})
         p["probes"] = row
-    rec = {"run_id": run_id(config), "sweep": "toy", "status": "ok", "config": config,
-           "params_total": int(N * 1.2), "params_embedding": int(N * 0.2), "params_nonembedding": int(N),
-           "tokens": int(D), "flops_6nd": 6.0 * int(N) * int(D), "flops": 7.0 * N * D,
-           "final_train_loss": float(val[-1]), "final_val_loss": float(val[-1]), "entropy_floor": 1.0,
-           "curve": curve, "wall_time_s": 1.0, "tokens_per_s": 1.0, "mfu": None, "device": "cpu", "versions": {}}
+    rec = toy_record(config, N, D, curve)
     if probes:
         rec["probes"] = {"kind": "facts", "buckets": NAMES, "mass": [0.5 ** (b + 1) for b in range(len(NAMES))],
                          "final": curve[-1]["probes"], "time_s": 0.1, "time_fraction": 0.01}
