@@ -46,7 +46,8 @@ def fresh_law(fit: Fit) -> tuple[Fit, str]:
     fresh = fit.x[:, 1] <= np.minimum(fit.x[:, 2], fit.x[:, 1]) * (1 + 1e-9)
     base = fit.form.base
     if fresh.sum() >= len(base.names) + (fit.floor is None) + 2:
-        f = fit_form(base, fit.x[fresh, :2], fit.y[fresh], fit.floor, fit.delta)
+        f = fit_form(base, fit.x[fresh, :2], fit.y[fresh], fit.floor, fit.delta,
+                     sigma=None if fit.sigma is None else fit.sigma[fresh])
         return f, f"{base.name} fitted on the {int(fresh.sum())} fresh runs (RMS log {f.rms_log:.4f})"
     return fit, f"{fit.form.name} at U_D = D (only {int(fresh.sum())} fresh runs)"
 
@@ -114,7 +115,8 @@ def two_stage(fit: Fit, fresh: Fit, n_resamples: int, seed: int) -> dict | None:
     # left to the joint fit
     law = EffectiveData(fit.form.name, fit.form.form, fit.form.base, False,
                         tuple((k, v) for k, v in fresh.params.items() if k != "E"))
-    f = fit_form(law, fit.x, fit.y, fresh.params.get("E", fit.floor) if fit.floor is None else fit.floor, fit.delta)
+    f = fit_form(law, fit.x, fit.y, fresh.params.get("E", fit.floor) if fit.floor is None else fit.floor, fit.delta,
+                 sigma=fit.sigma)
     residual_bootstrap(f, n_resamples, seed)
     ci = f.ci95() or {}
     return {"fixed": {k: v for k, v in fresh.params.items()}, "params": f.params, "ci95": ci or None,

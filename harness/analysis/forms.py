@@ -352,6 +352,7 @@ class Fit:
     delta: float | None = None  # Huber delta of the objective; None: least squares
     boot: np.ndarray | None = None  # (R, p) internal parameters of the bootstrap refits
     extra: dict = field(default_factory=dict)
+    sigma: np.ndarray | None = None  # per-point noise sd in log L (weighted fit); None: equal weights
 
     @property
     def n_params(self) -> int:
@@ -390,8 +391,19 @@ class Fit:
 
     @property
     def objective(self) -> float:
-        """What the fit minimised: the sum of squared log residuals, or their summed Huber loss."""
-        return float(_huber(self.log_residuals, self.delta))
+        """What the fit minimised: the sum of squared log residuals (each over its point's
+        ``sigma`` in a weighted fit), or their summed Huber loss."""
+        r = self.log_residuals if self.sigma is None else self.log_residuals / self.sigma
+        return float(_huber(r, self.delta))
+
+    @property
+    def chi2_dof(self) -> float | None:
+        """A weighted fit's sum of (residual / sigma)^2 over n - p (1 when the noise model
+        explains the residuals); None for an unweighted fit."""
+        n, p = len(self.y), self.n_params
+        if self.sigma is None or n <= p:
+            return None
+        return float(np.sum((self.log_residuals / self.sigma) ** 2) / (n - p))
 
     def params_array(self, th: np.ndarray) -> np.ndarray:
         th = np.asarray(th, float)
@@ -432,10 +444,12 @@ class Fit:
         return {k: [float(a), float(b)] for k, a, b in zip(self.names, lo, hi)}
 
 
-def _residual_fn(form: Form, lx, logy, floor):
+def _residual_fn(form: Form, lx, logy, floor, sigma=None):
+    w = 1.0 if sigma is None else 1.0 / np.asarray(sigma, float)
+
     def res(th):
         lr = form.log_r(th if floor is not None else th[..., :-1], lx)
-        return np.logaddexp(np.log(floor) if floor is not None else th[..., -1, None], lr) - logy
+        return (np.logaddexp(np.log(floor) if floor is not None else th[..., -1, None], lr) - logy) * w
     return res
 
 
@@ -447,9 +461,9 @@ def _huber(r: np.ndarray, delta: float | None) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=-1)
 
 
-def _solve(form: Form, lx, logy, floor, th0, lo, hi, delta):
+def _solve(form: Form, lx, logy, floor, th0, lo, hi, delta, sigma=None):
     loss = {} if delta is None else {"loss": "huber", "f_scale": delta}
-    return least_squares(_residual_fn(form, lx, logy, floor), np.clip(th0, lo, hi), bounds=(lo, hi),
+    return least_squares(_residual_fn(form, lx, logy, floor, sigma), np.clip(th0, lo, hi), bounds=(lo, hi),
                          x_scale="jac", **LSQ, **loss)
 
 
@@ -461,13 +475,15 @@ def _bounds(form: Form, logy, floor):
 
 
 def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = None,
-             delta: float | None = None, starts: np.ndarray | None = None) -> Fit:
+             delta: float | None = None, starts: np.ndarray | None = None,
+             sigma: np.ndarray | None = None) -> Fit:
     """Fit in log L: the form's start grid is scored and its best REFINE starts refined
     (scipy's trust-region reflective least squares, with a Huber loss when ``delta``);
     the best result is kept. With a free E the grid is repeated for E at 0, 0.5, 0.8 and
     0.95 of the lowest loss. ``starts`` replaces the grid by given internal parameter rows
     (``form.theta`` of reported values for a form that centres nothing, E fixed), each
-    refined: to follow another fit's procedure."""
+    refined: to follow another fit's procedure. ``sigma``: each point's noise sd in log L
+    (weighted least squares, residuals over sigma; only its ratios move the estimate)."""
     x = np.asarray(x, float)
     x = x if x.ndim == 2 else x[:, None]
     y = np.asarray(y, float)
@@ -482,15 +498,16 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = Non
         lne = [] if f is None else [np.log(e0) if f > 0 else lo[-1] + 1.0]
         starts += [np.clip(np.append(th, lne), lo, hi) for th in form.starts(lx, r)]
     starts = np.array(starts) if given is None else np.clip(np.atleast_2d(np.asarray(given, float)), lo, hi)
-    score = _huber(_residual_fn(form, lx, logy, floor)(starts), delta)
+    sigma = None if sigma is None else np.asarray(sigma, float)
+    score = _huber(_residual_fn(form, lx, logy, floor, sigma)(starts), delta)
     score[~np.isfinite(score)] = np.inf
-    results = [_solve(form, lx, logy, floor, starts[i], lo, hi, delta)
+    results = [_solve(form, lx, logy, floor, starts[i], lo, hi, delta, sigma)
                for i in np.argsort(score, kind="stable")[:REFINE if given is None else len(starts)]]
     costs = np.array([r.cost if np.all(np.isfinite(r.x)) else np.inf for r in results])
     best = results[int(np.argmin(costs))]
     agree = int(np.sum(costs <= best.cost * (1 + 1e-6) + 1e-14))
     return Fit(form=form, theta=best.x, center=center, x=x, y=y, floor=floor, delta=delta,
-               starts_agreeing=agree, n_starts=len(results))
+               starts_agreeing=agree, n_starts=len(results), sigma=sigma)
 
 
 def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
@@ -504,6 +521,11 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
     sigma_seed sqrt(dof / X'), X' ~ chi-squared(dof): the intervals never assume less
     noise than the replicates show, nor less than the residuals leave.
 
+    A weighted fit (``fit.sigma``, the per-point noise model) draws point i's noise as
+    s sigma_i, s the larger of sqrt(chi2_dof (n - p) / X) and, with ``replicate_noise``,
+    sqrt(dof / X') (sigma_i already holds the replicates' spread at that size), and
+    refits with the same weights.
+
     Drawing s, not fixing it at sigma, carries the uncertainty of the noise level itself,
     which with 6 points and 2 parameters is large: for a linear law with normal noise it
     reproduces Student-t intervals (with sigma fixed, 95% intervals on 6 rows covered 77%
@@ -514,16 +536,20 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
         fit.extra["bootstrap_skipped"] = f"{n} points for {p} parameters" if n <= p else "no resamples asked"
         return fit
     rng = np.random.default_rng([seed, zlib.crc32(f"{fit.form.name}/{fit.floor is None}/{n}".encode())])
-    sigma = float(np.sqrt(np.sum(fit.log_residuals ** 2) / (n - p)))
+    weighted = fit.sigma is not None
+    if weighted:
+        sigma, scale = float(np.sqrt(fit.chi2_dof)), fit.sigma
+    else:
+        sigma, scale = float(np.sqrt(np.sum(fit.log_residuals ** 2) / (n - p))), 1.0
     base = fit.log_pred_at(fit.theta, fit.x)
     lx = np.log(fit.x) - fit.center
     out = np.full((n_resamples, p), np.nan)
     for i in range(n_resamples):
         s = sigma * np.sqrt((n - p) / rng.chisquare(n - p))
         if replicate_noise is not None:  # drawn only then, so fits without replicates keep their stream
-            s = max(s, replicate_noise[0] * np.sqrt(replicate_noise[1] / rng.chisquare(replicate_noise[1])))
-        logy = base + s * rng.standard_normal(n)
+            s = max(s, (1.0 if weighted else replicate_noise[0]) * np.sqrt(replicate_noise[1] / rng.chisquare(replicate_noise[1])))
+        logy = base + s * scale * rng.standard_normal(n)
         lo, hi = _bounds(fit.form, logy, fit.floor)
-        out[i] = _solve(fit.form, lx, logy, fit.floor, fit.theta, lo, hi, fit.delta).x
+        out[i] = _solve(fit.form, lx, logy, fit.floor, fit.theta, lo, hi, fit.delta, fit.sigma).x
     fit.boot = out
     return fit

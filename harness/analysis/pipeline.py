@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis import compute_optimal as co
-from harness.analysis import selection
+from harness.analysis import noise, selection
 from harness.analysis._threads import blas_threads
 from harness.analysis.errors import AnalysisWarning
 from harness.analysis.forms import (DATA_CONSTRAINED, JOINT, LAWS, LSQ, MUENNIGHOFF_RD, POWER, REFINE, Fit, fit_form,
@@ -89,11 +89,13 @@ def _unidentified(table: Table, msgs: list[str]) -> str | None:
     return why
 
 
-def _fit(form, x, y, floor, msgs, name, delta) -> Fit | None:
+def _fit(form, x, y, floor, msgs, name, delta, seed_sd=None) -> Fit | None:
     p = len(form.names) + (floor is None)
     if len(y) < p + 1:
         _note(msgs, f"{name}: only {len(y)} points, need {p + 1}; law not fitted")
         return None
+    if seed_sd is not None:
+        return noise.fit_weighted(form, x, y, floor, delta, seed_sd)
     return fit_form(form, x, y, floor, delta)
 
 
@@ -101,17 +103,19 @@ def free_e_diagnostic(fit: Fit | None, floor: float) -> dict | None:
     """The same form with E free, beside a fixed-floor fit: its E and what is wrong with it."""
     if fit is None:
         return None
-    free = fit_form(fit.form, fit.x, fit.y, None, fit.delta)
+    free = fit_form(fit.form, fit.x, fit.y, None, fit.delta, sigma=fit.sigma)
     E = free.params["E"]
     return {"params": free.params, "rms_log": free.rms_log, "E": E, "E_minus_floor": E - floor,
             "below_floor": bool(E < floor), "above_lowest_loss": bool(E > float(np.min(fit.y)))}
 
 
-def _joint_fits(table: Table, msgs: list[str], delta) -> dict[str, Fit | None]:
+def _joint_fits(table: Table, msgs: list[str], delta, seed_sd=None) -> dict[str, Fit | None]:
     """The laws of (N, D); with repeated data (some D > U_D) the data-constrained ones too.
     Muennighoff's R_N* is kept only when some run has excess parameters (N > N_opt(U_D))
-    on the fitted law; otherwise it has no data and the law is refitted without it."""
-    fits = {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta) for name, form in JOINT.items()}
+    on the fitted law; otherwise it has no data and the law is refitted without it.
+    ``seed_sd``: each run's seed noise (noise.by_size), for weighted fits."""
+    fits = {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta, seed_sd)
+            for name, form in JOINT.items()}
     if not table.repeated.any():
         return fits
     if not table.repetitions_vary:
@@ -120,11 +124,11 @@ def _joint_fits(table: Table, msgs: list[str], delta) -> dict[str, Fit | None]:
                     f"cannot separate R_D* from the other parameters, so no data-constrained law is fitted", warn=False)
         return fits
     for name, form in DATA_CONSTRAINED.items():
-        fit = _fit(form, table.XU, table.loss, table.floor, msgs, name, delta)
+        fit = _fit(form, table.XU, table.loss, table.floor, msgs, name, delta, seed_sd)
         if fit is not None and form.excess and not excess_rows(fit).any():
             _note(msgs, f"{name}: no run has excess parameters (N > N_opt(U_D)), so R_N* is not identified; "
                         f"fitted with N' = N", warn=False)
-            fit = _fit(MUENNIGHOFF_RD, table.XU, table.loss, table.floor, msgs, name, delta)
+            fit = _fit(MUENNIGHOFF_RD, table.XU, table.loss, table.floor, msgs, name, delta, seed_sd)
         fits[name] = fit
     return fits
 
@@ -163,10 +167,7 @@ def replicate_noise(table: Table) -> dict | None:
     """The run-to-run spread of log loss, measured by runs that share (N, D, U_D) (seeds):
     the pooled within-group standard deviation, sum of squared deviations from each
     group's mean over sum(n_g - 1). None without replicates."""
-    groups: dict[tuple, list[int]] = {}
-    for i, key in enumerate(zip(*(c.tolist() for c in table.XU.T))):
-        groups.setdefault(key, []).append(i)
-    reps = [g for g in groups.values() if len(g) > 1]
+    reps = noise.groups(table.XU)
     if not reps:
         return None
     logs = [np.log(table.loss[g]) for g in reps]
@@ -269,13 +270,18 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
         _note(msgs, "no known floor: every law fits E freely and errors are relative to the loss, not to the "
                     "reducible loss", warn=False)
     why = _unidentified(table, msgs)
-    fits = _joint_fits(table, msgs, delta)
+    reps = replicate_noise(table)
+    sizes = noise.by_size(table.XU, table.loss) if reps is not None else None
+    seed_sd = noise.seed_sigma(sizes, table.N) if sizes is not None else None
+    if reps is not None:
+        reps["by_size"] = sizes
+        reps["weighted_fit"] = sizes is not None
+    fits = _joint_fits(table, msgs, delta, seed_sd)
     one, points, fr = _one_variable(table, msgs, delta)
     fits.update(one)
     joint = [k for k in LAWS if k in fits]  # the data-constrained laws only with repeated data
     points.update({k: {"description": INPUTS["joint"], "ids": list(table.ids),
                        "x": table.XU if k in DATA_CONSTRAINED else table.X, "loss": table.loss} for k in joint})
-    reps = replicate_noise(table)
     if reps is not None and reps["dof"] < 2:
         _note(msgs, f"replicates: only {reps['dof']} degree of freedom of run-to-run spread; not used", warn=False)
         reps["used"] = False
@@ -294,6 +300,9 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
                             + ("below the floor" if diag["below_floor"] else "above the lowest observed loss")
                             + f" (floor {F:.4g}); the primary fit fixes E at the floor", warn=False)
     selected, extra = _select(table, fits, laws, msgs, delta)
+    for k in joint:
+        if fits.get(k) is not None and "noise_model" in fits[k].extra:
+            laws[k]["noise_model"] = fits[k].extra["noise_model"]
     copt = _compute_optimal(table, selected, fits, msgs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AnalysisWarning)  # re-emitted below, once, through _note
@@ -335,7 +344,8 @@ def _data_constrained(table: Table, fits: dict, laws: dict, selected: str | None
 def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tuple[str | None, dict | None]:
     forms = {k: fits[k].form for k in LAWS if fits.get(k) is not None}
     held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta,
-                                     table.U if table.repetitions_vary else None)
+                                     table.U if table.repetitions_vary else None,
+                                     sigma={k: fits[k].sigma for k in forms})
     scores = {}
     for k in forms:
         laws[k]["heldout"] = held[k]
@@ -379,7 +389,7 @@ def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
     base = {"N": "params_nonembedding", "C": "6 N D", **{k: fit.params[k] for k in keys},
             "a": co.local_slope(form, P, (float(table.C.min()), float(table.C.max())), n_range)}
     ft = fit_form(form, np.column_stack([table.N_total, table.D] + ([table.XU[:, 2]] if form.n_inputs == 3 else [])),
-                  table.loss, table.floor, delta)
+                  table.loss, table.floor, delta, sigma=fit.sigma)
     Pt = np.array([[ft.params[k] for k in form.names]])
     Ct = 6 * table.N_total * table.D
     total = {"N": "params_total", "C": "6 N_total D", **{k: ft.params[k] for k in keys}, "rms_log": ft.rms_log,

@@ -87,9 +87,11 @@ def errors(pred: np.ndarray, obs: np.ndarray, floor: float | None, gap: float | 
             "gap_units": nats / gap if gap else None}
 
 
-def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict, delta=None, U=None) -> dict:
+def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict, delta=None, U=None,
+                  sigma=None) -> dict:
     """One form's prediction of every hold-out (refitted without the held-out rows); a
-    form of (N, D, U_D) reads ``U`` (D when None)."""
+    form of (N, D, U_D) reads ``U`` (D when None); ``sigma``: the full fit's per-run
+    noise, for a weighted refit."""
     out = {}
     X = np.column_stack([N, D] + ([D if U is None else U] if form.n_inputs == 3 else []))
     for name, held in masks.items():
@@ -97,7 +99,7 @@ def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict,
         if train.sum() < max(MIN_TRAIN, len(form.names) + 2):
             out[name] = {"skipped": f"only {int(train.sum())} runs left to fit"}
             continue
-        fit = fit_form(form, X[train], loss[train], floor, delta)
+        fit = fit_form(form, X[train], loss[train], floor, delta, sigma=None if sigma is None else sigma[train])
         pred = fit.predict(X[held])
         row = errors(pred, loss[held], floor, size_gap(N, D, loss, train))
         row["below_floor"] = [ids[i] for i, p in zip(np.flatnonzero(held), pred) if floor is not None and p < floor]
@@ -152,9 +154,12 @@ def extrapolation(selected: str, law_heldout: dict, base: dict, floor: float | N
     return out
 
 
-def refit_all(forms: dict[str, Form], N, D, C, loss, ids, floor, delta=None, U=None) -> tuple[dict, dict]:
-    """Every form's held-out errors and the baselines' (the selection's inputs)."""
+def refit_all(forms: dict[str, Form], N, D, C, loss, ids, floor, delta=None, U=None,
+              sigma: dict | None = None) -> tuple[dict, dict]:
+    """Every form's held-out errors and the baselines' (the selection's inputs);
+    ``sigma``: per form, the per-run noise of a weighted fit (or None)."""
     masks = holdouts(N, D, C, U)
-    return ({k: heldout_check(f, N, D, loss, ids, floor, masks, delta, U) for k, f in forms.items()},
+    sigma = sigma or {}
+    return ({k: heldout_check(f, N, D, loss, ids, floor, masks, delta, U, sigma.get(k)) for k, f in forms.items()},
             baseline_check(N, D, loss, floor, masks))
 
