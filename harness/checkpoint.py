@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from harness import records
+from harness.records import family_id  # noqa: F401 (the loop's name for it)
 from harness.atomic import atomic_write
 
 FORMAT = 1  # bump when the saved state changes; other checkpoints are not resumed
@@ -34,16 +35,6 @@ def load(path: Path, device: torch.device) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError("not a harness checkpoint of this format")
     return state
-
-
-def family_id(config: dict) -> str:
-    """The run id with the token budget left out: runs of one family differ only in D.
-    With ``data.epochs`` set the pool D / epochs moves with D, so runs of different D
-    share no batches and each is a family of its own."""
-    base = dict(config)
-    budget = ("tokens", "flop_budget") if config["data"].get("epochs") is None else ()
-    base["data"] = {k: v for k, v in config["data"].items() if k not in budget}
-    return records.run_id(base)
 
 
 def wsd_cooldown_start(total_steps: int, cooldown: float) -> int:

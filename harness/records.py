@@ -150,6 +150,17 @@ def run_id(config: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def family_id(config: dict) -> str:
+    """The run id with the token budget left out: runs of one family differ only in D
+    (a WSD ladder's branches; a grid's runs of one size and seed). With ``data.epochs``
+    set the pool D / epochs moves with D, so runs of different D share no batches and
+    each is a family of its own."""
+    base = dict(config)
+    budget = ("tokens", "flop_budget") if config["data"].get("epochs") is None else ()
+    base["data"] = {k: v for k, v in config["data"].items() if k not in budget}
+    return run_id(base)
+
+
 @dataclass(frozen=True)
 class ResultsLayout:
     """Every path under ``<results_dir>/<sweep>/``: the one place that knows the layout.

@@ -44,16 +44,18 @@ def tps_model(sweep: Path = SWEEP) -> tuple[float, float]:
     return p0, p1
 
 
-def design(fit: dict, core_seconds: float, sweep: Path = SWEEP) -> dict:
+def design(fit: dict, core_seconds: float, sweep: Path = SWEEP, n_budgets: int = 6, ridge: float | None = None,
+           rho_given: float | None = None) -> dict:
     p0, p1 = tps_model(sweep)
     best = None
-    for rho in np.arange(1.5, 6.01, 0.05):
-        # the smallest budget: its k=-2 size is width 8 at this ridge; iterate the ridge once
-        r = 100.0
-        for _ in range(3):
+    for rho in [rho_given] if rho_given else np.arange(1.5, 6.01, 0.05):
+        # the smallest budget: its k=-2 size is width 12 at this ridge; iterate the ridge
+        r = ridge or 100.0
+        for _ in range(1 if ridge else 3):
             c0 = 6 * r * (2 * n_of(12)) ** 2
-            budgets = [float(f"{c0 * rho ** j:.2g}") for j in range(5)]
-            r = math.exp(np.mean([math.log(optimal(fit, c)["D"] / optimal(fit, c)["N"]) for c in budgets]))
+            budgets = [float(f"{c0 * rho ** j:.2g}") for j in range(n_budgets)]
+            if not ridge:
+                r = math.exp(np.mean([math.log(optimal(fit, c)["D"] / optimal(fit, c)["N"]) for c in budgets]))
         cost = 0.0
         for c in budgets:
             for k in STEPS:
@@ -70,8 +72,8 @@ def design(fit: dict, core_seconds: float, sweep: Path = SWEEP) -> dict:
 
 TEMPLATE = """# @package _global_
 # Chinchilla approach 2, sizes centred on each budget's optimum. Written by
-# scripts/isoflop_design.py from results/cpu/fit.json: the selected law's compute-optimal
-# ridge there is D/N = {r:g} tokens per parameter over these budgets, so budget C's
+# scripts/isoflop_design.py {args}: {ridge_src}
+# D/N = {r:g} tokens per parameter over these budgets, so budget C's
 # sizes are N_opt x sqrt(2)^k, k = -2..2 (sweep.size_step), N_opt = sqrt(C / (6 x {r:g})),
 # widths rounded to multiples of 2, one attention head (harness.config.iso_width):
 {table}
@@ -111,14 +113,21 @@ hydra:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--core-seconds", type=float, default=700.0)
+    p.add_argument("--core-seconds", type=float, default=1200.0)
+    p.add_argument("--budgets", type=int, default=6)
+    p.add_argument("--ridge", type=float, default=None, help="tokens per parameter (default: from the fit)")
+    p.add_argument("--rho", type=float, default=None, help="budget spacing (default: the largest that fits)")
     p.add_argument("--sweep", type=Path, default=SWEEP)
     p.add_argument("--dry-run", action="store_true", help="print, do not write the preset")
     a = p.parse_args()
     fit = json.loads((a.sweep / "fit.json").read_text())
-    d = design(fit, a.core_seconds, a.sweep)
+    d = design(fit, a.core_seconds, a.sweep, a.budgets, a.ridge, a.rho)
     table = "\n".join(f"#   C = {c:.2g}: widths {', '.join(map(str, w))}" for c, w in zip(d["budgets"], d["widths"]))
-    text = TEMPLATE.format(r=d["tokens_per_param"], table=table, cost=d["core_seconds"],
+    args = " ".join(f"--{k} {v:g}" for k, v in (("budgets", a.budgets), ("ridge", a.ridge), ("rho", a.rho)) if v)
+    ridge_src = ("the ridge given (measured by this script on the 35-run cpu fit of commit\n# c353ab3; the "
+                 "60-run fit's is 107 to 92 over the sweep's compute)," if a.ridge else
+                 "the selected law's compute-optimal\n# ridge in results/cpu/fit.json,")
+    text = TEMPLATE.format(args=args, ridge_src=ridge_src, r=d["tokens_per_param"], table=table, cost=d["core_seconds"],
                            wall=d["core_seconds"] / 2 / 60 + 0.5,
                            budgets=",".join(f"{c:.2g}" for c in reversed(d["budgets"])))
     if not a.dry_run:

@@ -30,7 +30,7 @@ BYTE_IDENTICAL = ["cpu", "isoflop"]
 
 
 # what depends on the bootstrap: left out of the quick point-estimate comparison
-BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "noise_log",
+BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "bootstrap", "noise_log",
              "no_optimum_share", "surface_ci95", "agree", "settings", "figures", "R_D*_ci95", "R_N*_ci95",
              "interval", "loss_interval", "accuracy_interval", "inside", "resamples"}  # skills: from the draws
 
@@ -124,16 +124,23 @@ def test_no_parameter_sits_at_a_search_bound_unflagged(sweep):
 
 
 def _pattern_r2(fit: dict, law: str, records: list[dict]) -> float:
-    """Share of the residuals' variance a quadratic surface in (ln N, ln D) explains."""
+    """Share of the residuals' variance a quadratic surface in (ln N, ln D) explains,
+    weighted by each run's noise (fit.json's noise model) when the law was fitted so."""
     by_id = {r["run_id"]: r for r in records}
     ids = fit["laws"][law]["point_ids"]
     r = np.array(fit["laws"][law]["residuals"])
-    a = np.log([by_id[i]["params_nonembedding"] for i in ids])
-    b = np.log([by_id[i]["tokens"] for i in ids])
+    n = np.array([by_id[i]["params_nonembedding"] for i in ids], float)
+    a, b = np.log(n), np.log([by_id[i]["tokens"] for i in ids])
     a, b = a - a.mean(), b - b.mean()
-    M = np.column_stack([np.ones_like(a), a, b, a * b, a * a, b * b])
-    c = np.linalg.lstsq(M, r, rcond=None)[0]
-    return 1 - float(np.sum((r - M @ c) ** 2) / np.sum((r - r.mean()) ** 2))
+    w = np.ones_like(r)
+    sizes, nm = fit["replicate_noise"].get("by_size"), fit["laws"][law].get("noise_model")
+    if sizes and nm:
+        top = max(p["N"] for p in sizes["per_size"])
+        w = 1 / np.sqrt(np.exp(2 * (sizes["a"] + sizes["b"] * np.log(np.minimum(n, top)))) + nm["tau_log"] ** 2)
+    M = np.column_stack([np.ones_like(a), a, b, a * b, a * a, b * b]) * w[:, None]
+    c = np.linalg.lstsq(M, r * w, rcond=None)[0]
+    m = np.sum(r * w * w) / np.sum(w * w)
+    return 1 - float(np.sum((r * w - M @ c) ** 2) / np.sum((r * w - m * w) ** 2))
 
 
 def test_the_cpu_sweeps_selected_law_describes_its_data(refit):

@@ -180,10 +180,11 @@ def replicate_noise(table: Table) -> dict | None:
 
 
 def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs: int, skip: dict,
-               noise: tuple[float, int] | None = None) -> None:
+               noise: tuple[float, int] | None = None, ladders: dict | None = None) -> None:
     """Residual-bootstrap every fit except those in ``skip`` (name -> why), through one
     pool of ``n_jobs`` workers (each law has its own seeded stream, so the numbers do
-    not depend on ``n_jobs``). ``noise``: the replicates' (sigma, dof) for the joint laws."""
+    not depend on ``n_jobs``). ``noise``: the replicates' (sigma, dof) for the joint laws;
+    ``ladders``: their family structure for weighted laws (forms.residual_bootstrap)."""
     for k in skip:
         if fits.get(k) is not None:
             fits[k].extra["bootstrap_skipped"] = skip[k]
@@ -191,33 +192,44 @@ def _bootstrap(fits: dict[str, Fit | None], n_resamples: int, seed: int, n_jobs:
     if n_jobs > 1 and len(todo) > 1 and n_resamples > 0:
         from joblib import Parallel, delayed
 
-        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed, noise if k in LAWS else None)
+        done = Parallel(n_jobs=n_jobs)(delayed(_boot_one)(fits[k], n_resamples, seed, *((noise, ladders) if k in LAWS
+                                                                                      else (None, None)))
                                        for k in todo)
     else:
-        done = [_boot_one(fits[k], n_resamples, seed, noise if k in LAWS else None) for k in todo]
+        done = [_boot_one(fits[k], n_resamples, seed, *((noise, ladders) if k in LAWS else (None, None))) for k in todo]
     for k, (boot, extra) in zip(todo, done):
         fits[k].boot = boot
         fits[k].extra.update(extra)
 
 
-def _boot_one(fit: Fit, n_resamples: int, seed: int, noise: tuple[float, int] | None = None):
+def _boot_one(fit: Fit, n_resamples: int, seed: int, noise_floor: tuple[float, int] | None = None,
+              ladders: dict | None = None):
     with blas_threads(1):
-        residual_bootstrap(fit, n_resamples, seed, noise)
-    return fit.boot, {k: v for k, v in fit.extra.items() if k == "bootstrap_skipped"}
+        if fit.sigma is not None and ladders is not None:
+            noise.ladder_bootstrap(fit, n_resamples, seed, ladders["X"], ladders["family"], ladders["share"])
+        else:
+            residual_bootstrap(fit, n_resamples, seed, noise_floor)
+    return fit.boot, {k: v for k, v in fit.extra.items() if k in ("bootstrap_skipped", "bootstrap")}
 
 
-def residual_pattern_r2(X: np.ndarray, resid: np.ndarray) -> float | None:
+def residual_pattern_r2(X: np.ndarray, resid: np.ndarray, sigma: np.ndarray | None = None) -> float | None:
     """The share of the log residuals' variance that a quadratic surface in (ln N, ln D)
     explains: near 0 when the residual heatmap has no sign pattern, near 1 when the law
-    misses a trend (a twist or a bend) over the grid. None with fewer than 7 points."""
+    misses a trend (a twist or a bend) over the grid. None with fewer than 7 points.
+    For a weighted fit (``sigma``, each run's noise) the regression and the variance are
+    weighted by 1 / sigma^2, as the fit was: a pattern among the quiet runs counts, the
+    scatter of the noisy ones does not pass for one."""
     resid = np.asarray(resid, float)
     if len(resid) < 7 or np.allclose(resid, resid.mean()):
         return None
+    w = np.ones_like(resid) if sigma is None else 1.0 / np.asarray(sigma, float)
     a, b = np.log(X[:, 0]), np.log(X[:, 1])
     a, b = a - a.mean(), b - b.mean()
-    M = np.column_stack([np.ones_like(a), a, b, a * b, a * a, b * b])
-    c = np.linalg.lstsq(M, resid, rcond=None)[0]
-    return 1 - float(np.sum((resid - M @ c) ** 2) / np.sum((resid - resid.mean()) ** 2))
+    M = np.column_stack([np.ones_like(a), a, b, a * b, a * a, b * b]) * w[:, None]
+    rw = resid * w
+    c = np.linalg.lstsq(M, rw, rcond=None)[0]
+    mean = np.sum(rw * w) / np.sum(w * w)  # the weighted mean residual
+    return 1 - float(np.sum((rw - M @ c) ** 2) / np.sum((rw - mean * w) ** 2))
 
 
 def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict:
@@ -238,11 +250,11 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
         out["fixed"] = {"E": fit.floor}
     if fit.at_bound():
         out["ci95_at_bound"] = fit.at_bound()
-    for k in ("bootstrap_skipped", "asymptote"):
+    for k in ("bootstrap_skipped", "asymptote", "bootstrap"):
         if k in fit.extra:
             out[k] = fit.extra[k]
     if name in LAWS:
-        out["residual_pattern_r2"] = residual_pattern_r2(fit.x, fit.log_residuals)
+        out["residual_pattern_r2"] = residual_pattern_r2(fit.x, fit.log_residuals, fit.sigma)
     if name in LAWS and bp is not None and len(bp):
         out["noise_log"] = float(np.std(fit.log_residuals) * np.sqrt(len(fit.y) / max(1, len(fit.y) - fit.n_params)))
         out["bootstrap_params"] = bp[:BOOT_KEEP]
@@ -273,9 +285,13 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
     reps = replicate_noise(table)
     sizes = noise.by_size(table.XU, table.loss) if reps is not None else None
     seed_sd = noise.seed_sigma(sizes, table.N) if sizes is not None else None
+    share = noise.ladder_share(table.XU, table.loss, table.family, sizes) if sizes and table.family else None
+    ladders = {"X": table.XU, "family": table.family, "share": share} if share is not None else None
     if reps is not None:
         reps["by_size"] = sizes
         reps["weighted_fit"] = sizes is not None
+        if sizes is not None:
+            reps["ladder_share"] = share
     fits = _joint_fits(table, msgs, delta, seed_sd)
     one, points, fr = _one_variable(table, msgs, delta)
     fits.update(one)
@@ -288,7 +304,7 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
     elif reps is not None:
         reps["used"] = True
     _bootstrap(fits, n_resamples, seed, n_jobs, skip={k: why for k in joint} if why else {},
-               noise=(reps["sigma_log"], reps["dof"]) if reps and reps["used"] else None)
+               noise=(reps["sigma_log"], reps["dof"]) if reps and reps["used"] else None, ladders=ladders)
     laws = {k: law_json(k, fits[k], points[k], F) for k in (*joint, "L_N", "L_D", "L_C")}
     if F is not None:
         laws["L_C"]["fixed_floor_line"] = line_fit(fr["C"], fr["loss"], F)
@@ -321,7 +337,7 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
     return Analysis(table=table, fits=fits, law_points=points, frontier=fr, isoflop=iso, compute_optimal=copt,
                     replicate_noise=reps,
                     extrapolation=extra, selected=selected, laws_json=laws, warnings=msgs, conventions=conv,
-                    settings=_settings(n_resamples, seed, delta), probes=probes, probe_data=pdata,
+                    settings=_settings(n_resamples, seed, delta, seed_sd is not None), probes=probes, probe_data=pdata,
                     data_constrained=dc, skills=skills)
 
 
@@ -403,10 +419,12 @@ def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
             "detailed_flops": detailed}
 
 
-def _settings(n_resamples: int, seed: int, delta: float | None) -> dict:
+def _settings(n_resamples: int, seed: int, delta: float | None, weighted: bool = False) -> dict:
+    w = (" (joint laws: each residual over its run's sigma_i, sigma_i^2 = sigma_seed(N_i)^2 + tau^2: see "
+         "replicate_noise.by_size and each law's noise_model)") if weighted else ""
     return {
-        "objective": "sum over points of (log L_pred - log L_obs)^2" if delta is None else
-                     f"sum over points of Huber(delta={delta:g}) of log L_pred - log L_obs (summed, not averaged)",
+        "objective": ("sum over points of (log L_pred - log L_obs)^2" if delta is None else
+                      f"sum over points of Huber(delta={delta:g}) of log L_pred - log L_obs (summed, not averaged)") + w,
         "huber_delta": delta,
         "optimizer": {"method": "scipy least_squares (trust-region reflective, Huber loss)",
                       **{k: v for k, v in LSQ.items() if k in ("xtol", "ftol", "gtol", "max_nfev")}},
@@ -415,7 +433,11 @@ def _settings(n_resamples: int, seed: int, delta: float | None) -> dict:
         "bootstrap": {"resamples": n_resamples, "seed": seed, "method": "parametric bootstrap from the residuals: "
                       "normal noise on the fitted log losses with a noise level drawn as sigma sqrt((n-p)/chi2(n-p)), "
                       "sigma^2 = RSS/(n-p) (for the joint laws, when runs repeat an (N, D) with other seeds, at least the "
-                      "replicates' spread, drawn the same way: see replicate_noise); refitted from the point estimate; "
+                      "replicates' spread, drawn the same way: see replicate_noise; for weighted laws the noise of "
+                      "point i is that level times sigma_i, the level from chi2/(n-p); with families of runs "
+                      "(ladders), noise.ladder_bootstrap: the seed part shared by a family's runs in the share "
+                      "replicate_noise.ladder_share measures, the seeds' spread re-measured and the weights redone on "
+                      "each resample); refitted from the point estimate; "
                       "percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
         "selection": f"lowest mean reducible_error over the hold-outs {', '.join(selection.HOLDOUTS)}; forms within "
                      f"{selection.NEAR_TIE:.0%} of it are tied and the fewest parameters wins",

@@ -6,7 +6,10 @@ Reads ``RESULTS_DIR/fit.json`` only (no refit). The 95% prediction interval comb
 the parameter uncertainty (the spread of the law's bootstrap draws kept in fit.json)
 and run-to-run noise in quadrature on the log scale: the larger of the law's residual
 spread (``noise_log``) and the spread measured by runs repeated with other seeds
-(``replicate_noise``), when the sweep has them. With ``--c`` it prints the
+(``replicate_noise``), when the sweep has them. A law fitted with weights (seeds at two
+or more sizes, :mod:`harness.analysis.noise`) uses its noise model at the asked N
+instead: the seeds' spread at that size (held at the largest replicated size above
+it) and the law's misfit tau, in quadrature. With ``--c`` it prints the
 compute-optimal N, D and loss on the law's surface at C = 6 N D and a
 ``harness-train`` line for a model of about that size. ``--json`` adds when the
 prediction was made (UTC) and the sha256 of the fit.json it read.
@@ -31,6 +34,7 @@ import numpy as np
 
 from harness.analysis.compute_optimal import numeric_n_opt, optimal_nd
 from harness.analysis.forms import LAWS, MUENNIGHOFF_RD
+from harness.analysis.noise import seed_sigma
 
 Z95 = 1.959964
 
@@ -75,11 +79,12 @@ def _inputs(form, N: float, D: float, U: float | None) -> np.ndarray:
 
 
 def law_prediction(name: str, law: dict, N: float, D: float, seeds_noise: float = 0.0,
-                   unique: float | None = None) -> dict:
+                   unique: float | None = None, noise_at: tuple[float, str] | None = None) -> dict:
     """A law's loss at (N, D) (from a pool of ``unique`` tokens U_D) from its fit.json
     entry, with the 95% prediction interval of the module docstring (None without
     bootstrap draws); ``seeds_noise``: the spread of repeated seeds in log L, used when
-    larger than the law's residuals'."""
+    larger than the law's residuals'; ``noise_at`` = (noise, what it is) replaces both
+    (a weighted law's noise model at N)."""
     form = _form(name, law)
     x = _inputs(form, N, D, unique)
     p0, e0 = _split(name, law, np.array([list(law["params"].values())]))
@@ -89,6 +94,8 @@ def law_prediction(name: str, law: dict, N: float, D: float, seeds_noise: float 
     noise = float(law.get("noise_log") or 0.0)
     source = "replicates' spread" if seeds_noise > noise else "residual spread"
     noise = max(noise, seeds_noise)
+    if noise_at is not None:
+        noise, source = noise_at
     if boot is not None and len(boot):
         pb, eb = _split(name, law, np.array(boot, float))
         lb = np.log(form.loss(pb, eb, x)[:, 0])
@@ -102,13 +109,24 @@ def law_prediction(name: str, law: dict, N: float, D: float, seeds_noise: float 
     return out
 
 
+def noise_model_at(reps: dict, law: dict, N: float) -> tuple[float, str] | None:
+    """A weighted law's run-to-run noise at N (log L) and its description, or None."""
+    sizes, nm = reps.get("by_size"), law.get("noise_model")
+    if not (reps.get("used") and sizes and nm):
+        return None
+    s, tau = float(seed_sigma(sizes, N)), float(nm["tau_log"])
+    scale = math.sqrt(max(1.0, float(nm.get("chi2_dof") or 1.0)))
+    return (scale * math.hypot(s, tau),
+            f"noise model at N: seeds {s:.3g} at this size, misfit tau {tau:.3g}, in quadrature")
+
+
 def predict(fit: dict, N: float, D: float, law_name: str | None = None, unique: float | None = None) -> dict:
     """Loss at (N, D) (from a pool of ``unique`` tokens U_D) with a 95% prediction interval."""
     name, law = _law(fit, law_name)
     reps = fit.get("replicate_noise") or {}
     seeds = float(reps["sigma_log"]) if reps.get("used") else 0.0
     out = {"law": name, "N": float(N), "D": float(D), "C": 6.0 * N * D,
-           **law_prediction(name, law, N, D, seeds, unique)}
+           **law_prediction(name, law, N, D, seeds, unique, noise_model_at(reps, law, N))}
     if unique is not None:
         out.update(unique_tokens=float(unique), epochs=float(D) / float(unique))
     floor = (fit.get("floor") or {}).get("value")

@@ -72,7 +72,18 @@ def title(a: Analysis) -> str:
                    f"seeds; their pooled spread is {reps['sigma_log']:.2g} in log loss ({reps['dof']} degrees of "
                    f"freedom, largest range {reps['max_range_log']:.2g})"
                    + ("; the joint laws' bootstrap never assumes less noise than that, and harness-predict's "
-                      "intervals use it." if reps.get("used") else "; too few to use."))
+                      "intervals use it." if reps.get("used") and not reps.get("weighted_fit") else
+                      "." if reps.get("used") else "; too few to use."))
+        sizes = reps.get("by_size")
+        if sizes and reps.get("used"):
+            per = ", ".join(f"{r['sigma_log']:.2g} at N = {r['N']:.3g} ({r['dof']} dof)" for r in sizes["per_size"])
+            nm = (f["laws"].get(f.get("selected") or "", {}) or {}).get("noise_model") or {}
+            out.append(f"The spread depends on size: {per}; log sigma = {sizes['a']:.3g} + ({sizes['b']:.3g}) log N "
+                       f"(held above the largest replicated size). The joint laws are weighted least squares with "
+                       f"each run's sigma^2 = sigma_seed(N)^2 + tau^2, tau the law's misfit beyond the seeds' noise"
+                       + (f" ({f['selected']}: tau = {nm['tau_log']:.2g})" if nm else "")
+                       + "; the bootstrap draws noise the same way, and harness-predict's intervals use it at the "
+                         "asked N.")
     sel = f.get("selected")
     if sel is None:
         return "\n\n".join(out + ["No joint law could be scored on held-out runs."])

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness.analysis.errors import TableError
+from harness.records import family_id
 
 MIN_ROWS = 6  # the Chinchilla law has 5 parameters
 
@@ -49,6 +50,7 @@ class Table:
     floor: float | None = None  # the known irreducible loss F the fits fix E at, or None
     floor_source: str = "unknown: no floor recorded or given"
     U: np.ndarray | None = None  # unique tokens U_D per row (records: unique_tokens, D when null), or None
+    family: list | None = None  # per row, the runs' family (records.family_id: same config but D), or None
 
     @property
     def repeated(self) -> np.ndarray:
@@ -127,7 +129,7 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
             continue
         u = _num(rec.get("unique_tokens"))
         rows.append((rec["run_id"], n, d, c, loss, _flop_budget(rec), _num(rec.get("params_total")),
-                     _num(rec.get("flops")), u if math.isfinite(u) and u > 0 else d))
+                     _num(rec.get("flops")), u if math.isfinite(u) and u > 0 else d, _family(rec)))
         tok, cl = [], []
         for p in rec.get("curve") or []:
             if not isinstance(p, dict):
@@ -146,7 +148,7 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
     if len(rows) < MIN_ROWS:
         raise TableError(f"{len(rows)} usable ok runs{' in ' + source if source else ''}; "
                          f"the fit needs at least {MIN_ROWS} ({len(excluded)} excluded, {len(skipped)} unreadable)")
-    ids, N, D, C, L, B, NT, CD, U = zip(*rows)
+    ids, N, D, C, L, B, NT, CD, U, FAM = zip(*rows)
     NT, CD, U = np.array(NT), np.array(CD), np.array(U)
     other = all(np.all(np.isfinite(v) & (v > 0)) for v in (NT, CD))
     ok = [rec for rec in records if rec.get("status") == "ok" and rec["run_id"] in set(ids)]
@@ -158,7 +160,17 @@ def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source
                  source={"kind": "records", "n_records": len(rows) + len(excluded)},
                  excluded=excluded, skipped_files=skipped, probes=probes, floor=floor, floor_source=floor_source,
                  N_total=NT if other else None, C_detailed=CD if other else None,
-                 U=U if np.any(np.array(D) > U * (1 + 1e-9)) else None)
+                 U=U if np.any(np.array(D) > U * (1 + 1e-9)) else None,
+                 family=list(FAM) if all(f is not None for f in FAM) else None)
+
+
+def _family(rec: dict) -> str | None:
+    """The record's family (runs that differ only in D share init and data order), or None."""
+    cfg = rec.get("config")
+    try:
+        return family_id(cfg) if isinstance(cfg, dict) and isinstance(cfg.get("data"), dict) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def known_floor(records: list[dict], floors: list[float]) -> tuple[float | None, str]:
