@@ -16,8 +16,6 @@ from pathlib import Path
 
 import torch
 
-from harness import records
-from harness.records import family_id  # noqa: F401 (the loop's name for it)
 from harness.atomic import atomic_write
 
 FORMAT = 1  # bump when the saved state changes; other checkpoints are not resumed

@@ -3,8 +3,11 @@
 Every number between the README's ``<!-- reference:begin -->`` and
 ``<!-- reference:end -->`` markers comes from committed files: results/cpu/fit.json
 (and its runs.csv for the grid's extent), results/cpu/timing.json (the measured wall
-time of the sweep), results/isoflop/fit.json, results/predict_check/{prediction,check}.json
-and results/cpu_v1/fit.json and results/isoflop_v1/fit.json (the old design, for what changed).
+time of the sweep), results/isoflop/fit.json, results/predict_check/{prediction,check}.json,
+results/design_budget/design_budget.json (what each step of the design buys),
+results/noise_coverage/coverage.json (how often the intervals cover), and
+results/cpu_v1/fit.json, results/cpu_v2/fit.json and results/isoflop_v1/fit.json (the
+older designs, for what changed).
 tests/test_readme_reference.py renders it again and compares, so the README and the
 results cannot drift apart.
 
@@ -46,6 +49,10 @@ def _sci(x: float) -> str:
     return m if e is None else f"{m}e{int(e)}"
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _half(v) -> float:
     return (v[1] - v[0]) / 2
 
@@ -55,10 +62,14 @@ def _row(what: str, target: str, measured: str, ok: bool, miss: str = "") -> str
 
 
 def render() -> str:
-    fit, v1 = _load("results/cpu/fit.json"), _load("results/cpu_v1/fit.json")
+    fit, v1, v2 = _load("results/cpu/fit.json"), _load("results/cpu_v1/fit.json"), _load("results/cpu_v2/fit.json")
+    budget = _load("results/design_budget/design_budget.json")["steps"]
+    cov = _load("results/noise_coverage/coverage.json")
     iso, iso1 = _load("results/isoflop/fit.json"), _load("results/isoflop_v1/fit.json")["isoflop"]
     timing = _load("results/cpu/timing.json")
     pred, chk = _load("results/predict_check/prediction.json"), _load("results/predict_check/check.json")
+    chk1 = _load("results/predict_check_v1/check.json")
+    pw = pred["check"]["run"]["model.width"]
     near = pred["check"]["nearest_trained"]
     rows = list(csv.DictReader((ROOT / "results/cpu/runs.csv").open()))
     widths = sorted({int(r["model.width"]) for r in rows})
@@ -71,6 +82,9 @@ def render() -> str:
     ka, kb = _exponents(law)
     ci = law["ci95"]
     reps = fit["replicate_noise"]
+    sizes, share, nm = reps["by_size"], reps["ladder_share"], law["noise_model"]
+    seeded = sorted({int(r["model.width"]) for r in rows if int(r["train.seed"]) > 0})
+    cl, ci_ = cov["summary"]["ladder"], cov["summary"]["independent"]
     ex = fit["extrapolation"]
     top = ex["top_C"]
     better = min(top["baselines"].values())
@@ -90,6 +104,11 @@ def render() -> str:
     top2 = sum(big) / len(big)
     w64_core = sum(float(r["wall_time_s"]) for r in rows if float(r["params_nonembedding"]) == Ns[-1])
     v1a, v1b = _exponents(v1law)
+    v2law = v2["laws"][v2["selected"]]
+    v2a, v2b = _exponents(v2law)
+    w12_core = sum(float(r["wall_time_s"]) for r in rows if float(r["params_nonembedding"]) == Ns[0])
+    ind_half = budget[-1]["N_half_width_independent_draws"]
+    n64 = len({int(r["train.seed"]) for r in rows if float(r["params_nonembedding"]) == Ns[-1]})
 
     out = [f"Reproduce with `harness-sweep sweep=cpu results_dir=my_results` (measured: "
            f"{minutes:.1f} minutes from an empty results folder on the 2-core machine, training, fit and "
@@ -100,12 +119,30 @@ def render() -> str:
            f"**Design.** {len(rows)} runs on the default `zipf_facts` data: {len(widths)} widths "
            f"({', '.join(map(str, widths))}; depth 2, N = {_sci(Ns[0])} … {_sci(Ns[-1])} non-embedding parameters, "
            f"{math.log10(Ns[-1] / Ns[0]):.2f} decades) × {len(Ds)} token budgets (D = {_sci(Ds[0])} … {_sci(Ds[-1])}, "
-           f"{math.log10(Ds[-1] / Ds[0]):.2f} decades), each width one WSD ladder (the cooldowns share the "
+           f"{math.log10(Ds[-1] / Ds[0]):.2f} decades), each (width, seed) one WSD ladder (the cooldowns share the "
            f"stable phase), the shortest run {steps} optimizer steps, SP with lr = 0.192 / width "
-           f"(validated below). The width-16 ladder is trained with 3 seeds: {reps['runs']} runs at "
-           f"{reps['groups']} grid points give the run-to-run noise, {reps['sigma_log']:.2g} in log loss "
-           f"(pooled, {reps['dof']} degrees of freedom), which the bootstrap intervals and `harness-predict` use "
-           f"as a lower bound on the noise.",
+           f"(validated below). The ladders at widths {', '.join(str(w) for w in seeded)} are trained with 3 seeds "
+           f"each: {reps['runs']} runs at {reps['groups']} grid points measure the run-to-run noise.",
+           "",
+           "**The noise, measured.** The seeds' spread falls with size: "
+           + _and([f"{r['sigma_log']:.2g}" for r in sizes["per_size"]]) + " in log loss at N = "
+           + _and([_sci(r["N"]) for r in sizes["per_size"]])
+           + f" (ln σ = {sizes['a']:.3g} {'−' if sizes['b'] < 0 else '+'} {abs(sizes['b']):.2f} ln N). It is mostly one "
+           f"offset per seed along its ladder "
+           f"at the small sizes (the share of the seed variance that a ladder's runs share: "
+           + ", ".join(f"{r['rho']:.2f}" for r in share["per_size"])
+           + f"). So the joint laws are fitted by weighted least squares, each run's σ² = σ_seed(N)² + τ², τ the "
+           f"law's misfit beyond the seeds ({sel}: τ = {nm['tau_log']:.2g}), and the intervals come from a "
+           f"bootstrap that draws a seed's offset once per ladder and re-measures the spread, reweighting, on every "
+           f"resample (`harness/analysis/noise.py`). On {cov['sweeps']} synthetic sweeps of this design with the "
+           f"measured noise (`scripts/noise_coverage.py`, `results/noise_coverage`), its 95% intervals cover the "
+           f"true {ka} in {cl['alpha']['coverage']:.0%} and {kb} in {cl['beta']['coverage']:.0%} of sweeps "
+           f"(independent draws with the weights held: {ci_['alpha']['coverage']:.0%} and "
+           f"{ci_['beta']['coverage']:.0%}). They are still too narrow: their mean half-width for {ka} is "
+           f"{cl['alpha']['mean_half_width']:.3f} where the estimates' own spread calls for "
+           f"{cov['ideal_half_width']['alpha']:.3f}, mostly because 3 seeds a size leave the spread and its "
+           f"ladder share poorly known. Read them as about {min(cl['alpha']['coverage'], cl['beta']['coverage']):.0%} "
+           f"intervals.",
            "",
            f"**The floor.** The runs are scored on 65,536 held-out tokens whose exact Bayes loss, recorded in "
            f"every run (`heldout_floor`), is **F = {F:.6g}** (the source's entropy rate is "
@@ -157,16 +194,20 @@ def render() -> str:
             "",
             "![loss against compute, data and parameters](results/cpu/figures/scaling_laws.png)",
             "",
-            f"**Predicted first, then trained.** Before it was trained, `harness-predict` put width 128 (N = "
-            f"{_sci(pred['N'])}, {pred['N'] / Ns[-1]:.1f}× the largest trained) at D = {_sci(pred['D'])} ("
-            f"{pred['check']['compute_over_sweep_max']:.1f}× the sweep's largest compute) at "
+            f"**Predicted first, then trained.** Before it was trained, `harness-predict` put width {pw} (the "
+            f"largest trained, N = {_sci(pred['N'])}) at D = {_sci(pred['D'])} ({pred['D'] / Ds[-1]:.0f}× the largest "
+            f"trained D, {pred['check']['compute_over_sweep_max']:.1f}× the sweep's largest compute) at "
             f"{pred['loss']:.4f}, 95% interval [{pred['interval'][0]:.4f}, {pred['interval'][1]:.4f}] "
-            f"(`results/predict_check/prediction.json`, "
-            f"written {pred['predicted_at']}). Trained: **{chk['measured']:.4f}** ({chk['error']:+.4f} nats), "
+            f"(`results/predict_check/prediction.json`, written {pred['predicted_at']} and committed before the "
+            f"run started). Trained: **{chk['measured']:.4f}** ({chk['error']:+.4f} nats), "
             f"{'inside' if chk['inside'] else '**outside**'} the interval; the interval's width "
             f"{chk['interval_width']:.4f} is {'narrower' if chk['narrower_than_distance'] else '**not narrower**'} "
-            f"than the predicted gain over the nearest trained run, {chk['distance_to_nearest_trained']:.4f}. "
-            f"The check {'**passes**' if chk['passes'] else '**fails**'}.",
+            f"than the predicted gain over the nearest trained point (the same width at D = {_sci(near['D'])}, "
+            f"mean of its {len(near['losses'])} seeds: {near['loss']:.4f}), {chk['distance_to_nearest_trained']:.4f}. "
+            f"The check {'**passes**' if chk['passes'] else '**fails**'}. The first check, made from the previous "
+            f"35-run fit (`results/predict_check_v1`: width 128 at D = 8.2e6), failed: its interval was "
+            f"{chk1['interval_width']:.3f} wide, wider than the {chk1['distance_to_nearest_trained']:.4f} it "
+            f"predicted 4× N would buy.",
             "",
             "**The targets** (issue 15), as measured:",
             "",
@@ -206,37 +247,51 @@ def render() -> str:
         _row("prediction at 4× compute", "inside, and narrower than the gain", "passes" if chk["passes"] else "fails",
              chk["passes"], ""),
         "",
-        f"**Why the misses.** The exponents' intervals: the grid spans {math.log10(Ns[-1] / Ns[0]):.2f} decades of "
-        f"N and {math.log10(Ds[-1] / Ds[0]):.2f} of D, and the bootstrap's noise level is the seeds' spread "
-        f"({reps['sigma_log']:.2g} in log loss, measured at width 16 only), larger than the selected law's residual "
-        f"RMS ({law['rms_log']:.2g}); the seeds' spread is mostly one offset per seed along the whole ladder (the "
-        f"cooldowns share the seed's stable run), so its {reps['dof']} degrees of freedom overstate how well it is "
-        f"known. A free E is not identified by losses {min(float(r['final_val_loss']) for r in rows) - F:.3f} to "
-        f"{max(float(r['final_val_loss']) for r in rows) - F:.3f} nats above the floor: every form's free-E fit lands "
-        f"below F, trading E against the exponents. L(C) spans the grid's compute range, which the 10-minute budget "
-        f"sets: the next width, 80 (N = {_sci(N80)}), would add {math.log10(N80 / Ns[-1]):.2f} decades, and its ladder, "
-        f"at the width-64 ladder's measured {w64_core:.0f} core-seconds scaled by N, about "
-        f"{w64_core * N80 / Ns[-1] / 60:.1f} core-minutes. The prediction check cannot pass "
-        f"its second condition at this noise level: 4× compute buys less than the run-to-run band. What it teaches: "
-        f"the measured gain over the nearest trained run was {near['loss'] - chk['measured']:.4f} nats, the law's "
-        f"{near['loss'] - pred['loss']:.4f}: the law {'under' if chk['error'] < 0 else 'over'}-predicts what 4× N "
-        f"buys by {abs(chk['error']):.4f} nats ({abs(chk['error']) / (chk['measured'] - F):.0%} of the run's "
-        f"reducible loss). Its residuals at the two largest widths average {top2:+.4f} in log loss (positive: "
-        f"predicted above observed) and its free-E fit lies below the floor: both say the surface falls faster at "
-        f"the large-N end than the fixed-floor law allows.",
+        f"**What each extra minute buys.** The {len(budget)} nested designs below are subsets of the committed "
+        f"runs (`scripts/design_budget.py`, `results/design_budget`), each refitted as `harness-fit` fits it; "
+        f"core-minutes are the runs' summed single-core training time (the sweep trains two at once, so its wall "
+        f"time is about half, plus the fit). The row is the chinchilla law's, selected by the full design.",
         "",
-        f"**What the new design changed.** The old preset (`results/cpu_v1`: 6 widths × 4 budgets, one seed, "
+        "| design | runs | core-min | selected | N exponent ±95% | D exponent ±95% | free E − F | L(C) decades |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {b['design']} | {b['runs']} | {b['core_s'] / 60:.1f} | {b['selected']} | "
+          f"{b['N_exponent'][0]:.3f} ± {b['N_half_width']:.3f} | {b['D_exponent'][0]:.3f} ± {b['D_half_width']:.3f} | "
+          f"{b['free_E_minus_floor']:+.4f} | {b['L_C_decades']:.2f} |" for b in budget],
+        "",
+        f"Width 12 ({budget[1]['core_s'] / 60 - budget[0]['core_s'] / 60:.1f} core-minutes) buys the L(C) span "
+        f"and most of the N exponent's precision; the seeds at width 32 "
+        f"({budget[2]['core_s'] / 60 - budget[1]['core_s'] / 60:.1f}) turn on the weighted fit, which halves the D "
+        f"exponent's interval; those at width 64 ({budget[3]['core_s'] / 60 - budget[2]['core_s'] / 60:.1f}, the "
+        f"costliest) narrow both exponents again and bring the free-E diagnostic to the floor's edge.",
+        "",
+        f"**Why the misses.** Time: the design that measures the noise at three sizes takes {minutes:.1f} minutes, "
+        f"not 10; the table above says what the last {minutes - t['minutes']:.1f} buy. The N exponent: the grid "
+        f"spans {math.log10(Ns[-1] / Ns[0]):.2f} decades of N, and at its small end, where the N term is largest, "
+        f"runs differ by {sizes['per_size'][0]['sigma_log']:.2g} in log loss from seed to seed (width 16; more at "
+        f"width 12), {share['per_size'][0]['rho']:.0%} of it one offset along the whole ladder, so the small sizes "
+        f"pin the slope only as well as 3 seeds pin their offsets. The bootstrap "
+        f"says so now that it draws those offsets per ladder; the independent-draw bootstrap claimed "
+        f"±{ind_half:.3f} on these same runs. More seeds at the small widths (cheap: a width-12 or width-16 "
+        f"ladder costs about {w12_core / 60:.1f} core-minutes) or one more size up (width 80, N = {_sci(N80)}: "
+        f"about {w64_core / n64 * N80 / Ns[-1] / 60:.1f} core-minutes a ladder) are the next steps. The law's residuals at the "
+        f"two largest widths average {top2:+.4f} in log loss; its free-E fit lands {abs(free_e - F):.4f} below "
+        f"the floor, at the edge of the 0.01 target.",
+        "",
+        f"**What the new design changed.** The first preset (`results/cpu_v1`: 6 widths × 4 budgets, one seed, "
         f"cosine, lr 3e-3 at every width) selected {v1['selected']} with {v1a} = {v1law['params'][v1a]:.3g} "
         f"{_iv(v1law['ci95'][v1a])} and {v1b} = {v1law['params'][v1b]:.3g} {_iv(v1law['ci95'][v1b])} "
-        f"(half-widths {_half(v1law['ci95'][v1a]):.2f} and {_half(v1law['ci95'][v1b]):.2f}, against "
-        f"{ha:.3f} and {hb:.3f} now), log-loss RMS {v1law['rms_log']:.4f}, and a = "
-        f"{v1['compute_optimal']['a']:.3g} {_iv(v1['compute_optimal']['ci95']['a'])}; its IsoFLOP sweep "
-        f"(`results/isoflop_v1`: one grid of widths for every budget) gave a = {iso1['a']:.3g} {_iv(iso1['a_ci95'])} "
-        f"from {sum(b['in_range'] and b['used'] for b in iso1['budgets'])} budgets. Fixing the lr removed the "
-        f"old surface's interaction: the additive form was {v1['laws']['chinchilla']['rms_log'] / v1law['rms_log']:.1f}× "
-        f"worse in RMS than the selected law then"
-        + (f" and is the selected law now." if sel == "chinchilla" else
-           f" and is {fit['laws']['chinchilla']['rms_log'] / law['rms_log']:.1f}× now."),
+        f"(half-widths {_half(v1law['ci95'][v1a]):.2f} and {_half(v1law['ci95'][v1b]):.2f}), log-loss RMS "
+        f"{v1law['rms_log']:.4f}, and a = {v1['compute_optimal']['a']:.3g} {_iv(v1['compute_optimal']['ci95']['a'])}; "
+        f"its IsoFLOP sweep (`results/isoflop_v1`: one grid of widths for every budget) gave a = {iso1['a']:.3g} "
+        f"{_iv(iso1['a_ci95'])} from {sum(b['in_range'] and b['used'] for b in iso1['budgets'])} budgets. Fixing "
+        f"the lr removed the old surface's interaction: the additive form was "
+        f"{v1['laws']['chinchilla']['rms_log'] / v1law['rms_log']:.1f}× worse in RMS than the selected law then"
+        + (" and is the selected law now." if sel == "chinchilla" else
+           f" and is {fit['laws']['chinchilla']['rms_log'] / law['rms_log']:.1f}× now.")
+        + f" The previous preset (`results/cpu_v2`, {v2['n_points']} runs: WSD ladders at widths 16 … 64, seeds "
+        f"at width 16 only, fitted unweighted) gave {v2a} = {v2law['params'][v2a]:.3g} {_iv(v2law['ci95'][v2a])}, "
+        f"{v2b} = {v2law['params'][v2b]:.3g} {_iv(v2law['ci95'][v2b])}, its free E {v2law['free_E']['E_minus_floor']:+.4f} "
+        f"from the floor, and its L(C) {v2['laws']['L_C']['fixed_floor_line']['decades_C']:.2f} decades.",
     ]
     return "\n".join(out) + "\n"
 

@@ -140,7 +140,8 @@ def test_frontiers_without_a_shared_loss_range_are_refused(tmp_path, capsys):
 
 @pytest.mark.slow  # about 10 s: 1000 resamples of two 35-run sweeps
 def test_the_committed_comparison_of_untied_against_tied_embeddings_refits(tmp_path):
-    """results/compare_cpu_untied (harness-compare results/cpu results/cpu_untied) is
+    """results/compare_cpu_untied (harness-compare results/cpu_v2 results/cpu_untied: the
+    35-run tied sweep that cpu_untied mirrors run for run) is
     what the committed records give, and the README quotes its multiplier, exponent
     difference and verdict."""
     from pathlib import Path
@@ -149,7 +150,7 @@ def test_the_committed_comparison_of_untied_against_tied_embeddings_refits(tmp_p
 
     root = Path(__file__).resolve().parents[1]
     committed = json.loads((root / "results" / "compare_cpu_untied" / "compare.json").read_text())
-    compare_dirs(root / "results" / "cpu", root / "results" / "cpu_untied", tmp_path / "cmp", figures=False)
+    compare_dirs(root / "results" / "cpu_v2", root / "results" / "cpu_untied", tmp_path / "cmp", figures=False)
     fresh = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     for c in (fresh, committed):  # the folders as typed on the command line
         c.pop("figures"), c["base"].pop("dir"), c["variant"].pop("dir")

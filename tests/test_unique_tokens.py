@@ -232,7 +232,7 @@ def test_epochs_is_the_pool_of_D_over_epochs_bitwise(tiny_cfg):
 
 def test_epochs_runs_of_different_D_are_not_one_wsd_family():
     """Their pools D / epochs differ, so a WSD ladder must not branch one from another."""
-    from harness.checkpoint import family_id
+    from harness.records import family_id
     from harness.config import make_config
 
     def cfg(**kw):

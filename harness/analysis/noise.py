@@ -29,8 +29,8 @@ replicates and the fit reweighted by it (:func:`ladder_bootstrap`), so the inter
 also carry the uncertainty of weights that rest on 3 seeds. Drawn independently and
 with the weights held fixed, the noise would treat 5 branches of one ladder as 5
 independent measurements and understate the exponents' intervals: in
-scripts/noise_coverage.py's study of the cpu design, such 95% intervals covered the
-true alpha in 80% of sweeps.
+scripts/noise_coverage.py's study of the cpu design (200 synthetic sweeps), such 95%
+intervals covered the true alpha in 74% of sweeps; this bootstrap's, in 86%.
 """
 from __future__ import annotations
 

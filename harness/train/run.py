@@ -98,7 +98,7 @@ class Run:
             # split differently across threads (final losses up to ~1e-3 nats apart)
             "torch_threads": torch.get_num_threads() if dev.type == "cpu" else None,
         })
-        self.family = checkpoint.family_id(self.config)
+        self.family = records.family_id(self.config)
         self.own_start = checkpoint.wsd_cooldown_start(self.total_steps, t.cooldown)
         self.branch_steps = (checkpoint.branch_steps(t.branch_tokens, self.batch_tokens, self.own_start, t.cooldown)
                              if t.branch_tokens else set())
@@ -195,7 +195,7 @@ class Run:
         rec = self.record
         keys = ("params_total", "params_embedding", "params_nonembedding", "tokens", "steps", "flops_6nd", "flops")
         out = {k: rec[k] for k in keys if k in rec}
-        out.update(run_id=self.rid, family_id=checkpoint.family_id(self.config), lr_peak=rec.get("lr"),
+        out.update(run_id=self.rid, family_id=records.family_id(self.config), lr_peak=rec.get("lr"),
                    git_commit=(rec.get("versions") or versions()).get("git"))
         return out
 
