@@ -35,11 +35,10 @@ intervals covered the true alpha in 74% of sweeps; this bootstrap's, in 86%.
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 from scipy.optimize import brentq
-
-import zlib
 
 from harness.analysis.forms import Fit, Form, _bounds, _solve, fit_form
 
