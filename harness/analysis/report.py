@@ -82,8 +82,9 @@ def title(a: Analysis) -> str:
                        f"(held above the largest replicated size). The joint laws are weighted least squares with "
                        f"each run's sigma^2 = sigma_seed(N)^2 + tau^2, tau the law's misfit beyond the seeds' noise"
                        + (f" ({f['selected']}: tau = {nm['tau_log']:.2g})" if nm else "")
-                       + "; the bootstrap draws noise the same way, and harness-predict's intervals use it at the "
-                         "asked N.")
+                       + "; the bootstrap draws that noise with a seed's offset shared by its ladder's runs and "
+                         "re-measures the spread on every resample (noise.ladder_bootstrap), and harness-predict's "
+                         "intervals use the noise model at the asked N.")
     sel = f.get("selected")
     if sel is None:
         return "\n\n".join(out + ["No joint law could be scored on held-out runs."])
