@@ -35,12 +35,11 @@ intervals covered the true alpha in 74% of sweeps; this bootstrap's, in 86%.
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 from scipy.optimize import brentq
 
-from harness.analysis.forms import Fit, Form, _bounds, _solve, fit_form
+from harness.analysis.forms import Fit, Form, bootstrap_rng, fit_form, refit_draws
 
 MIN_SIZE_DOF = 2  # a size's replicates need this many degrees of freedom to enter the model
 TAU_ITERATIONS = 5
@@ -146,31 +145,27 @@ def ladder_bootstrap(fit: Fit, n_resamples: int, seed: int, X_replicates: np.nda
     replicates (:func:`by_size` on ``X_replicates``, the (N, D, U_D) rows) and the law
     refitted with sigma_i^2 = sigma_seed*(N_i)^2 + tau^2 from the point estimate.
     Seeded by (seed, crc32(form name, "ladder", n))."""
-    n, p = len(fit.y), fit.n_params
-    if n_resamples <= 0 or n <= p:
-        fit.extra["bootstrap_skipped"] = f"{n} points for {p} parameters" if n <= p else "no resamples asked"
+    rng = bootstrap_rng(fit, n_resamples, seed, "ladder")
+    if rng is None:
         return fit
-    rng = np.random.default_rng([seed, zlib.crc32(f"{fit.form.name}/ladder/{n}".encode())])
+    n, p = len(fit.y), fit.n_params
     tau = float(fit.extra["noise_model"]["tau_log"])
-    model = by_size(X_replicates, fit.y)
-    sd = seed_sigma(model, fit.x[:, 0])
+    sd = seed_sigma(by_size(X_replicates, fit.y), fit.x[:, 0])
     rho = np.clip(rho_at(share, fit.x[:, 0]), 0.0, 1.0)
     _, fam = np.unique(np.asarray(family, dtype=str), return_inverse=True)
     k_f = np.bincount(fam)
     n_eff = float(np.sum(k_f / (1 + (k_f - 1) * (np.bincount(fam, weights=rho) / k_f))))
     dof = max(1, int(round(n_eff)) - p)
     base = fit.log_pred_at(fit.theta, fit.x)
-    lx = np.log(fit.x) - fit.center
-    out = np.full((n_resamples, p), np.nan)
-    for i in range(n_resamples):
+
+    def draw(rng):
         s = np.sqrt(dof / rng.chisquare(dof))
         u = rng.standard_normal(int(fam.max()) + 1)[fam]
         logy = base + s * (sd * (np.sqrt(rho) * u + np.sqrt(1 - rho) * rng.standard_normal(n))
                            + tau * rng.standard_normal(n))
         again = by_size(X_replicates, np.exp(logy))
-        sig = np.sqrt((seed_sigma(again, fit.x[:, 0]) if again is not None else sd) ** 2 + tau ** 2)
-        lo, hi = _bounds(fit.form, logy, fit.floor)
-        out[i] = _solve(fit.form, lx, logy, fit.floor, fit.theta, lo, hi, fit.delta, sig).x
-    fit.boot = out
+        return logy, np.sqrt((seed_sigma(again, fit.x[:, 0]) if again is not None else sd) ** 2 + tau ** 2)
+
+    fit.boot = refit_draws(fit, n_resamples, rng, draw)
     fit.extra["bootstrap"] = {"method": "ladder", "dof": dof, "n_effective": n_eff}
     return fit
