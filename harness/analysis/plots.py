@@ -232,8 +232,9 @@ def loss_vs_data_by_size(a: Analysis):
 
 @figure
 def residual_heatmap(a: Analysis):
-    """log(pred) - log(obs) over the (N, D) grid for the selected law and Chinchilla:
-    a missing N x D interaction shows as a twist (opposite signs at opposite corners)."""
+    """log(pred) - log(obs) over the (N, D) grid for the selected law and Chinchilla (a
+    cell that several seeds repeat shows their mean): a missing N x D interaction shows
+    as a twist (opposite signs at opposite corners)."""
     t = a.table
     name, f = _selected(a)
     fits = [(name, f)] + ([("chinchilla", a.fits.get("chinchilla"))] if name != "chinchilla" else [])
@@ -248,18 +249,23 @@ def residual_heatmap(a: Analysis):
     vmax = max(float(np.max(np.abs(v.log_residuals))) for _, v in fits)
     fresh = ~t.repeated  # one cell per (N, D): runs that repeat data share their cell with the fresh run
     nl, dl = nl[fresh], dl[fresh]
+    count = np.zeros((len(Ns), len(Ds)))
+    np.add.at(count, (nl, dl), 1)
+    seeds = count.max() > 1  # runs repeating a cell with other seeds: the cell shows their mean
     for ax, (k, v) in zip(axs, fits):
-        M = np.full((len(Ns), len(Ds)), np.nan)
-        M[nl, dl] = v.log_residuals[fresh]
+        M = np.zeros((len(Ns), len(Ds)))
+        np.add.at(M, (nl, dl), v.log_residuals[fresh])
+        M = np.where(count > 0, M / np.maximum(count, 1), np.nan)
         im = ax.imshow(M.T, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
-        for i, j in zip(nl, dl):
+        for i, j in zip(*np.nonzero(count)):  # one label a cell
             ax.text(i, j, f"{M[i, j]:+.3f}", ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(Ns)), [f"{n:.2g}" for n in Ns], fontsize=8)
         ax.set_yticks(range(len(Ds)), [f"{d:.2g}" for d in Ds], fontsize=8)
         ax.set_xlabel("parameters N (non-embedding)")
         ax.set_ylabel("tokens D")
+        notes = [n for n, on in (("fresh runs shown", t.repeated.any()), ("a cell: mean over its seeds", seeds)) if on]
         ax.set_title(f"{k}{' (selected)' if k == name else ''}: log residuals, RMS {v.rms_log:.4f}"
-                     + (" (fresh runs shown)" if t.repeated.any() else ""), fontsize=9 if t.repeated.any() else None)
+                     + (f" ({'; '.join(notes)})" if notes else ""), fontsize=9 if notes else None)
     fig.colorbar(im, ax=axs[-1], label="log(predicted) - log(observed)")
     return "residual_heatmap.png", fig
 
