@@ -75,6 +75,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports): on CPU a
+    run is bitwise reproducible only on the same model, since the math libraries pick
+    their kernels by instruction set."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def versions() -> dict:
     try:
         commit = subprocess.run(
@@ -84,7 +97,7 @@ def versions() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"torch": torch.__version__, "harness": harness.__version__, "git": commit,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "cpu": cpu_model()}
 
 
 def is_oom(e: BaseException) -> bool:

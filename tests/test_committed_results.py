@@ -16,7 +16,7 @@ import torch
 
 from harness.analysis import fit_results_dir
 from harness.analysis.forms import LAWS, MUENNIGHOFF_RD, POWER
-from harness import records
+from harness import hardware, records
 from harness.config import make_config
 from harness.records import load_records
 from harness.train import train
@@ -158,10 +158,20 @@ def test_the_cpu_sweeps_selected_law_describes_its_data(refit):
         assert set(e["baselines"]) == {"best_trained", "largest_N_same_D"}
         assert e["passes"], h
 
-def test_retraining_a_committed_cpu_run_reproduces_its_final_losses_bitwise(tmp_path):
-    """The smallest committed cpu run (width 16, 500 steps, ~5 s; in the sweep a WSD
+# Same torch build and thread count, another CPU model: the committed cpu records (an
+# Intel Xeon) retrained on an AMD EPYC ended 2.3e-6 nats apart after 500 steps. Records
+# name their CPU since versions.cpu was added; older ones do not, so for them only this
+# bound is checked.
+CROSS_CPU_NATS = 1e-4
+
+
+def test_retraining_a_committed_cpu_run_reproduces_its_final_losses(tmp_path):
+    """The smallest committed cpu run (width 12, 500 steps, ~5 s; in the sweep a WSD
     cooldown branch from its ladder's stable run), trained again from its record's config
-    with the same torch and thread count and no sibling to branch from, ends on the same bits."""
+    with the same torch and thread count and no sibling to branch from: on the record's
+    CPU model it ends on the same bits; on another, or where the record does not name
+    its CPU, within CROSS_CPU_NATS. (tests/test_train.py checks the bits of two runs on
+    one machine.)"""
     recs, _ = load_records(ROOT / "results" / "cpu")
     old = min((r for r in recs if r["config"]["train"]["seed"] == 0), key=lambda r: r["flops_6nd"])
     if old["versions"]["torch"] != torch.__version__:
@@ -169,9 +179,16 @@ def test_retraining_a_committed_cpu_run_reproduces_its_final_losses_bitwise(tmp_
     new = train(make_config(old["config"], **{"results_dir": str(tmp_path), "train.progress": False,
                                               "train.resume": False, "wandb.mode": "disabled"}))
     assert new["run_id"] == old["run_id"] and new["config"]["train"]["threads"] == 1
-    assert new["final_val_loss"] == old["final_val_loss"]
-    assert new["final_train_loss"] == old["final_train_loss"]
-    assert [p["val_loss"] for p in new["curve"]] == [p["val_loss"] for p in old["curve"]]
+    assert new["versions"]["cpu"] == hardware.cpu_model()
+    curve_new, curve_old = ([p["val_loss"] for p in r["curve"]] for r in (new, old))
+    if old["versions"].get("cpu") == new["versions"]["cpu"]:
+        assert new["final_val_loss"] == old["final_val_loss"]
+        assert new["final_train_loss"] == old["final_train_loss"]
+        assert curve_new == curve_old
+    else:
+        assert new["final_val_loss"] == pytest.approx(old["final_val_loss"], abs=CROSS_CPU_NATS)
+        assert new["final_train_loss"] == pytest.approx(old["final_train_loss"], abs=CROSS_CPU_NATS)
+        assert curve_new == pytest.approx(curve_old, abs=CROSS_CPU_NATS)
 
 
 def test_every_committed_record_keeps_its_run_id():

@@ -10,6 +10,7 @@ params_nonembedding, C = 6ND FLOPs).
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Callable
 
@@ -503,8 +504,8 @@ def probes_order(a: Analysis):
         err = p.get("error_decades")
         ax2.set_title("does the aggregate loss predict the next skill?"
                       + (f" N error {err:+.2f} decades" if err is not None else ""))
-    else:
-        ax2.set_title(p.get("reason", "not testable"), fontsize=8)
+    else:  # the reason is a sentence or two: wrapped to the panel's width, not clipped at the figure's edge
+        ax2.set_title(textwrap.fill(p.get("reason", "not testable"), 95), fontsize=8)
     ax2.legend(fontsize=7)
     return "probes_order.png", fig
 
