@@ -76,7 +76,9 @@ def _joined(extra_seeds: int, cpu: list[dict], new: list[dict]) -> dict:
     }
 
 
-def main() -> None:
+def study(joined: bool = True) -> tuple[dict, np.ndarray, float, str]:
+    """The study's numbers (``joined=False``: without the three joined fits, the slow
+    part), and the committed law's parameters, floor and name for the figure."""
     cpu, new, lr = _ok(CPU), _ok(SEEDS), _ok(LR)
     fit = json.loads((CPU / "fit.json").read_text())
     sel = fit["selected"]
@@ -109,7 +111,7 @@ def main() -> None:
         "per_D": per_d,
         "mean_residual_chi2": chi2, "mean_residual_dof": len(per_d),
         "mean_residual_p": float(chi2_dist.sf(chi2, len(per_d))),
-        "joined": [_joined(k, cpu, new) for k in (0, 2, 4)],
+        "joined": [_joined(k, cpu, new) for k in (0, 2, 4)] if joined else None,
         "lr_check": {"rule_lr": 0.192 / WIDTH, "D": Ds,
                      "loss_by_lr": {f"{k:g}": [v.get(d) for d in Ds] for k, v in sorted(lr_rows.items())},
                      "best_lr_by_D": [min(lr_rows, key=lambda k: lr_rows[k].get(d, math.inf)) for d in Ds]},
@@ -119,6 +121,12 @@ def main() -> None:
                 "so z ignores the law's own uncertainty at N = 3.8e3 (a few 1e-3: the committed fit's "
                 "residual bootstrap), and chi2 over the 5 D values treats them as independent",
     }
+    return res, p, F, sel
+
+
+def main() -> None:
+    res, p, F, sel = study()
+    per_d, chi2 = res["per_D"], res["mean_residual_chi2"]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "study.json").write_text(json.dumps(res, indent=1) + "\n")
     _figure(res, p, F, sel)
