@@ -3,8 +3,8 @@
 Each candidate design (seeds per width of the preset's 6 widths, 5 WSD budgets each)
 is simulated from results/cpu's chinchilla fit with the noise measured there: a
 per-ladder offset and a per-run part, both log-linear in N through widths 16, 32 and
-64 (the values of scripts/noise_coverage.py), held below the largest measured size's
-value above it; optionally plus the law's own misfit tau as independent noise per run
+64 (the values of scripts/noise_coverage.py), extended below width 16 and held at
+width 64's value above it; optionally plus the law's own misfit tau as independent noise per run
 (the committed fit's tau; real misfit is systematic, so this is optimistic). Each
 simulated sweep is fitted as harness-fit fits results/cpu (noise.by_size,
 noise.fit_weighted; and E free for the free-E diagnostic); the spread of the estimates

@@ -158,8 +158,9 @@ def test_the_cpu_sweeps_selected_law_describes_its_data(refit):
         assert set(e["baselines"]) == {"best_trained", "largest_N_same_D"}
         assert e["passes"], h
 
-# Same torch build and thread count, another CPU model: the committed cpu records (an
-# Intel Xeon) retrained on an AMD EPYC ended 2.3e-6 nats apart after 500 steps. Records
+# Same torch build and thread count, another CPU model: the committed cpu records (trained
+# on the earlier sessions' Intel Xeon, results/bench) retrained on an AMD EPYC ended
+# 2.3e-6 nats apart after 500 steps. Records
 # name their CPU since versions.cpu was added; older ones do not, so for them only this
 # bound is checked.
 CROSS_CPU_NATS = 1e-4

@@ -94,8 +94,9 @@ class Run:
             "heldout_floor": heldout_bayes_loss(self.config["data"], cfg.model.context),
             "data_info": self.data.info,
             "device": record_device(dev), "precision": self.precision, "versions": versions(),
-            # CPU results are bitwise reproducible for a fixed thread count; reductions
-            # split differently across threads (final losses up to ~1e-3 nats apart)
+            # CPU results are bitwise reproducible for a fixed thread count and CPU model
+            # (versions.cpu); reductions split differently across threads (final losses up
+            # to ~1e-3 nats apart), kernels differ across CPU models (~2e-6)
             "torch_threads": torch.get_num_threads() if dev.type == "cpu" else None,
         })
         self.family = records.family_id(self.config)
