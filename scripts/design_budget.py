@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from harness.analysis import noise
 from harness.analysis.forms import CHINCHILLA, residual_bootstrap
-from harness.analysis.pipeline import N_RESAMPLES, fit_results_dir
+from harness.analysis.pipeline import N_RESAMPLES, fit_table
 from harness.analysis.table import from_records
 from harness.records import load_records
 
@@ -53,11 +52,8 @@ def main() -> None:
         have |= set(ladders)
         use = [r for r in recs if key(r) in have]
         core = sum(r["wall_time_s"] for r in use)
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "runs").mkdir()
-            for r in use:
-                shutil.copy(SWEEP / "runs" / f"{r['run_id']}.json", Path(tmp) / "runs")
-            fit = fit_results_dir(Path(tmp), figures=False, skills=False)["fit"]
+        with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
+            fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
         sel = fit["selected"]
         law = fit["laws"]["chinchilla"]  # the cpu preset's selected law, for a like-for-like row
         ka, kb = "alpha", "beta"

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from harness.analysis.forms import JOINT
-from harness.analysis.pipeline import fit_results_dir
+from harness.analysis.pipeline import fit_table
+from harness.analysis.table import from_records
 from harness.records import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,11 +53,8 @@ def _half(v) -> float:
 def _joined(extra_seeds: int, cpu: list[dict], new: list[dict]) -> dict:
     """The cpu preset's records plus the width-12 seeds 1 .. extra_seeds, fitted."""
     use = cpu + [r for r in new if 1 <= r["config"]["train"]["seed"] <= extra_seeds]
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "runs").mkdir()
-        for r in use:
-            (Path(tmp) / "runs" / f"{r['run_id']}.json").write_text(json.dumps(r))
-        fit = fit_results_dir(Path(tmp), figures=False, skills=False)["fit"]
+    with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
+        fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
     sel = fit["selected"]
     chin, inter = fit["laws"]["chinchilla"], fit["laws"]["interaction"]
     return {
