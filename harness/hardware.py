@@ -88,6 +88,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# numpy's x86 kernels for exp, log and friends differ by instruction set (AVX-512 ones
+# where the CPU has AVX512_SKX), so a fit's last digits follow the CPU's features
+NUMPY_KERNEL_FEATURES = ("AVX512_SKX", "AVX512F", "AVX2", "FMA3", "ASIMD")
+
+
+def numpy_kernels() -> str:
+    """Which of numpy's instruction-set kernels this CPU gets, e.g. "AVX2 FMA3": refits
+    of a sweep are byte-identical where this, numpy and scipy match; across CPUs with
+    other kernels a fit's 6 printed digits can move in the last place."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as feats
+    on = [f for f in NUMPY_KERNEL_FEATURES if feats.get(f)]
+    return " ".join(on) or platform.machine() or "unknown"
+
+
 def versions() -> dict:
     try:
         commit = subprocess.run(

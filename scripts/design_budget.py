@@ -1,4 +1,4 @@
-"""What each extra minute of the cpu preset buys: nested designs refitted from results/cpu.
+"""What each extra minute of the cpu preset buys: nested designs refitted from results/cpu_v3.
 
 The cpu preset's 12 ladders are added in steps, from the 35-run design of the previous
 preset (widths 16 .. 64, 3 seeds at 16) to the 60-run one; each step's runs are taken
@@ -27,7 +27,7 @@ from harness.analysis.table import from_records
 from harness.records import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEP = ROOT / "results" / "cpu"
+SWEEP = ROOT / "results" / "cpu_v3"
 # (name, ladders added: (width, seed)), cumulative
 STEPS = [
     ("previous preset: widths 16-64, 3 seeds at 16", [(16, 0), (16, 1), (16, 2), (24, 0), (32, 0), (48, 0), (64, 0)]),
@@ -82,7 +82,7 @@ def main() -> None:
     rows[-1]["N_half_width_independent_draws"] = float(hi - lo) / 2
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "design_budget.json").write_text(json.dumps({
-        "what": __doc__.split("\n\n")[1].replace("\n", " "), "sweep": "results/cpu", "steps": rows,
+        "what": __doc__.split("\n\n")[1].replace("\n", " "), "sweep": "results/cpu_v3", "steps": rows,
         "note": "core_s: summed single-core training seconds of the design's runs (records' wall_time_s); the "
                 "sweep trains two runs at once, so its wall time is about core_s / 2 plus the fit"}, indent=1) + "\n")
 

@@ -1,16 +1,16 @@
 """What precision could a cpu-preset design reach? Simulated sweeps, before any training.
 
 Each candidate design (seeds per width of the preset's 6 widths, 5 WSD budgets each)
-is simulated from results/cpu's chinchilla fit with the noise measured there: a
+is simulated from results/cpu_v3's chinchilla fit with the noise measured there: a
 per-ladder offset and a per-run part, both log-linear in N through widths 16, 32 and
 64 (the values of scripts/noise_coverage.py), extended below width 16 and held at
 width 64's value above it; optionally plus the law's own misfit tau as independent noise per run
 (the committed fit's tau; real misfit is systematic, so this is optimistic). Each
-simulated sweep is fitted as harness-fit fits results/cpu (noise.by_size,
+simulated sweep is fitted as harness-fit fits results/cpu_v3 (noise.by_size,
 noise.fit_weighted; and E free for the free-E diagnostic); the spread of the estimates
 over the sweeps is the design's sampling precision (1.96 sd: the half-width an ideal
 95% interval would have). Cost: the ladders' measured single-core training seconds
-(results/cpu records; width 12 and 16 ladders cost about the same), wall time about
+(results/cpu_v3 records; width 12 and 16 ladders cost about the same), wall time about
 half of it plus the fit.
 
     python scripts/design_sim.py [--sweeps 200] [--out results/design_sim]

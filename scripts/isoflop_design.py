@@ -125,7 +125,7 @@ def main() -> None:
     table = "\n".join(f"#   C = {c:.2g}: widths {', '.join(map(str, w))}" for c, w in zip(d["budgets"], d["widths"]))
     args = " ".join(f"--{k} {v:g}" for k, v in (("budgets", a.budgets), ("ridge", a.ridge), ("rho", a.rho)) if v)
     ridge_src = ("the ridge given (measured by this script on the 35-run cpu fit of commit\n# c353ab3; the "
-                 "60-run fit's is 107 to 92 over the sweep's compute)," if a.ridge else
+                 "60-run cpu_v3 fit's is 107 to 92 over the sweep's compute)," if a.ridge else
                  "the selected law's compute-optimal\n# ridge in results/cpu/fit.json,")
     text = TEMPLATE.format(args=args, ridge_src=ridge_src, r=d["tokens_per_param"], table=table, cost=d["core_seconds"],
                            wall=d["core_seconds"] / 2 / 60 + 0.5,

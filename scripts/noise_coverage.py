@@ -2,9 +2,9 @@
 
 Simulates the cpu preset's design (6 sizes x 5 budgets, 3 seeds at the 2nd, 4th and
 6th size, as in configs/sweep/cpu.yaml) from a known Chinchilla law, with seed noise
-as measured in results/cpu: a per-ladder offset and a per-run part, both falling with
+as measured in results/cpu_v3: a per-ladder offset and a per-run part, both falling with
 N (their sds at widths 16, 32 and 64, fitted log-linear in N). Each synthetic sweep is
-fitted as harness-fit fits results/cpu (noise.by_size, noise.fit_weighted) and
+fitted as harness-fit fits results/cpu_v3 (noise.by_size, noise.fit_weighted) and
 bootstrapped two ways: noise drawn per run with the weights held ("independent",
 forms.residual_bootstrap) and the pipeline's way ("ladder", noise.ladder_bootstrap:
 the seed part shared by a ladder's runs, the spread re-measured and the fit
@@ -27,12 +27,12 @@ from joblib import Parallel, delayed
 from harness.analysis import noise
 from harness.analysis.forms import CHINCHILLA, residual_bootstrap
 
-TRUE = np.array([30.15, 914.8, 0.643, 0.678])  # results/cpu's chinchilla fit: A, B, alpha, beta
+TRUE = np.array([30.15, 914.8, 0.643, 0.678])  # results/cpu_v3's chinchilla fit: A, B, alpha, beta
 FLOOR = 1.30276
 SIZES = np.array([3808.0, 6592, 14496, 25472, 56640, 100096])  # widths 12 .. 64, depth 2
 TOKENS = 512000 * 2.0 ** np.arange(5)
 SEEDS = {1: 3, 3: 3, 5: 3}
-# results/cpu, widths 16, 32, 64: sd of the per-ladder offset and of the rest (log loss)
+# results/cpu_v3, widths 16, 32, 64: sd of the per-ladder offset and of the rest (log loss)
 MEASURED_N = np.array([6592.0, 25472, 100096])
 OFFSET_SD = np.array([0.0041, 0.0009, 0.0002])
 WITHIN_SD = np.array([0.0024, 0.0014, 0.0005])

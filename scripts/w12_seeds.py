@@ -9,7 +9,7 @@ results/w12_lr (seed 0), then asks:
 
 - where the preset's seed 0 sits among the 5 seeds;
 - whether the 5-seed mean agrees with the committed cpu law: its residual per D under
-  results/cpu/fit.json's selected law (log predicted − log observed, the fit's own
+  results/cpu_v3/fit.json's selected law (log predicted − log observed, the fit's own
   residual convention), in units of the mean's standard error (from the 5 seeds'
   spread at that D);
 - what the fit says when the preset's records are joined by 2 or 4 of the new seeds
@@ -37,7 +37,7 @@ from harness.analysis.table import from_records
 from harness.records import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
-CPU, SEEDS, LR = (ROOT / "results" / n for n in ("cpu", "w12_seeds", "w12_lr"))
+CPU, SEEDS, LR = (ROOT / "results" / n for n in ("cpu_v3", "w12_seeds", "w12_lr"))
 OUT = SEEDS
 WIDTH = 12
 
@@ -104,7 +104,7 @@ def study(joined: bool = True) -> tuple[dict, np.ndarray, float, str]:
     from scipy.stats import chi2 as chi2_dist
     res = {
         "what": __doc__.split("\n\n")[1].replace("\n", " "),
-        "width": WIDTH, "N": N, "seeds": seeds, "law": sel, "law_source": "results/cpu/fit.json",
+        "width": WIDTH, "N": N, "seeds": seeds, "law": sel, "law_source": "results/cpu_v3/fit.json",
         "per_D": per_d,
         "mean_residual_chi2": chi2, "mean_residual_dof": len(per_d),
         "mean_residual_p": float(chi2_dist.sf(chi2, len(per_d))),
@@ -113,7 +113,7 @@ def study(joined: bool = True) -> tuple[dict, np.ndarray, float, str]:
                      "loss_by_lr": {f"{k:g}": [v.get(d) for d in Ds] for k, v in sorted(lr_rows.items())},
                      "best_lr_by_D": [min(lr_rows, key=lambda k: lr_rows[k].get(d, math.inf)) for d in Ds]},
         "core_s_new_seeds": round(sum(r["wall_time_s"] for r in new)),
-        "note": "the joined fits read the same records as results/cpu plus the new seeds' records, "
+        "note": "the joined fits read the same records as results/cpu_v3 plus the new seeds' records, "
                 "as harness-fit would fit a sweep holding all of them; per_D's se is the 5 seeds' sd / sqrt(5), "
                 "so z ignores the law's own uncertainty at N = 3.8e3 (a few 1e-3: the committed fit's "
                 "residual bootstrap), and chi2 over the 5 D values treats them as independent",

@@ -20,6 +20,7 @@ from harness import hardware, records
 from harness.config import make_config
 from harness.records import load_records
 from harness.train import train
+from numerics import assert_same_numbers, fitted_here
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ["cpu", "isoflop", "data_limited", "cpu_text"]
@@ -33,6 +34,22 @@ BYTE_IDENTICAL = ["cpu", "isoflop"]
 BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "bootstrap", "noise_log",
              "no_optimum_share", "surface_ci95", "agree", "settings", "figures", "R_D*_ci95", "R_N*_ci95",
              "interval", "loss_interval", "accuracy_interval", "inside", "resamples"}  # skills: from the draws
+
+
+# Across numpy kernels (tests/numerics.py) two parts of a fit.json move by more than the last
+# digit, measured on data_limited (fitted on an AVX-512 Xeon, refitted on an AVX2 EPYC): the
+# data-constrained optimum at the largest listed compute, ~1000 epochs and far outside the
+# data, where the loss surface is flat (N_opt moved 2.5%), and the free-text warnings, which
+# print free-E fits that end on the E bound (E = 5.7e-9 against 2.9e-9)
+ILL_CONDITIONED = {"allocation", "warnings"}
+
+
+def _drop(obj, keys):
+    if isinstance(obj, dict):
+        return {k: _drop(v, keys) for k, v in obj.items() if k not in keys}
+    if isinstance(obj, list):
+        return [_drop(v, keys) for v in obj]
+    return obj
 
 
 def _point_part(obj):
@@ -58,11 +75,19 @@ def refit(request, tmp_path_factory):
 
 def test_refit_point_estimates_equal_the_committed_ones(refit):
     """Every number that does not depend on the bootstrap (parameters, residuals, held-out
-    errors, selection, compute-optimal point values) is equal after rounding, not close."""
+    errors, selection, compute-optimal point values) is the same: equal after rounding on
+    the machine that fitted it, within tests/numerics.py's 2e-3 on one whose numpy
+    kernels differ (the last printed digit can move there); strings, flags and the
+    selection exactly."""
     sweep, _, fit = refit
     committed = json.loads((ROOT / "results" / sweep / "fit.json").read_text())
     committed.pop("skills", None)
-    assert _point_part(json.loads(json.dumps(fit))) == _point_part(committed)
+    new, old = _point_part(json.loads(json.dumps(fit))), _point_part(committed)
+    if fitted_here(sweep)[0]:
+        assert new == old
+    else:  # two ill-conditioned parts move more than the last digit across kernels (numerics.py)
+        new, old = (_drop(x, ILL_CONDITIONED) for x in (new, old))
+    assert_same_numbers(new, old)
 
 
 @pytest.mark.slow
@@ -70,7 +95,12 @@ def test_refit_point_estimates_equal_the_committed_ones(refit):
 def test_refit_of_committed_records_is_byte_identical(sweep, tmp_path):
     """What the README promises: ``harness-fit results/SWEEP`` (400 resamples, figures)
     rewrites fit.json, report.md and runs.csv byte for byte, and names the same figures.
-    (The PNGs themselves are not compared: matplotlib's output varies with its version.)"""
+    (The PNGs themselves are not compared: matplotlib's output varies with its version.)
+    Bytes are promised only where numpy's kernels, numpy and scipy are those that made the
+    file (results/fitted_on.json); elsewhere the point-estimate test above checks the numbers."""
+    here, why = fitted_here(sweep)
+    if not here:
+        pytest.skip(f"results/{sweep} was fitted with other numpy kernels or versions ({why})")
     folder = ROOT / "results" / sweep
     res = fit_results_dir(folder, out_dir=tmp_path, figures=True)
     for name in ("fit.json", "report.md", "runs.csv"):
@@ -167,7 +197,7 @@ CROSS_CPU_NATS = 1e-4
 
 
 def test_retraining_a_committed_cpu_run_reproduces_its_final_losses(tmp_path):
-    """The smallest committed cpu run (width 12, 500 steps, ~5 s; in the sweep a WSD
+    """The smallest committed cpu run (width 12, 1,000 steps, ~15 s; in the sweep a WSD
     cooldown branch from its ladder's stable run), trained again from its record's config
     with the same torch and thread count and no sibling to branch from: on the record's
     CPU model it ends on the same bits; on another, or where the record does not name
