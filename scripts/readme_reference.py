@@ -243,7 +243,9 @@ def render() -> str:
     out = [f"Reproduce with `harness-sweep sweep=cpu results_dir=my_results` (measured: "
            f"{minutes:.1f} minutes from an empty results folder on this session's 2-core AMD EPYC, training, fit and "
            f"figures included; `results/cpu/timing.json`). `harness-fit results/cpu` refits the committed "
-           f"records into the same `fit.json` byte for byte (a test checks it). Every number in this section is "
+           f"records into the same `fit.json` byte for byte where numpy's instruction-set kernels, numpy and scipy "
+           f"are those in `results/fitted_on.json` (a test checks it; on other CPUs the numbers agree to about 1e-3 "
+           f"relative or better, `tests/numerics.py`). Every number in this section is "
            f"rendered from the committed results by `scripts/readme_reference.py`, and a test renders it again.",
            "",
            f"**Design.** {len(rows)} runs on the default `zipf_facts` data: {len(widths)} widths "
