@@ -1,14 +1,14 @@
 """Predict first, then train (results/predict_check): a run outside the cpu sweep.
 
     python scripts/predict_check.py predict   # harness-predict, saved before the run exists
-    harness-train sweep=cpu sweep.name=predict_check model.width=96 data.tokens=14336000 \\
+    harness-train sweep=cpu sweep.name=predict_check model.width=128 data.tokens=18432000 \\
       "train.branch_tokens=[]" train.threads=2
     python scripts/predict_check.py check     # measured against predicted: check.json
 
-The run is one size up (width 96, depth 2: N = 2.2x the sweep's largest) on 1.75x its
-largest D (14.3M tokens against 8.19M), so 3.9x the sweep's largest compute; everything
-else is the cpu preset's (lr by its rule, 0.192 / 96; WSD; batch 16 x 64; seed 0). It
-trains on 2 threads, which moves a final loss by ~1e-3 nats or less against 1 thread
+The run is one size up (width 128, depth 2, eight 16-dim heads: N = 1.8x the sweep's
+largest) on 2.25x its largest D (18.4M tokens against 8.19M), so 4.0x the sweep's largest
+compute; everything else is the cpu preset's (lr by its rule, 0.192 / 128; WSD; batch
+16 x 64; seed 0). It trains on 2 threads, which moves a final loss by ~1e-3 nats or less against 1 thread
 (see the README). The check passes when the measured loss lies inside the 95%
 prediction interval and the interval is narrower than the distance from the
 prediction to the nearest trained point (the sweep's (N, D) closest in log N and log D;
@@ -18,7 +18,9 @@ Earlier checks: results/predict_check_v1, from the 35-run cpu fit: width 128 at 
 tokens (4x N); it failed (interval 0.026 wide, distance 0.0065). results/predict_check_v2,
 from the cpu_v3 fit (results/cpu_v3): width 64 at 32.8M tokens (4x D); it passed. A
 width-96 ladder predicted from that same fit (results/w96_check, scripts/w96_check.py)
-came out below the interval at 3 of its 5 budgets.
+came out below the interval at 3 of its 5 budgets. results/predict_check_v3, from the
+60-run cpu fit before width 96 joined the preset: width 96 at 14.3M tokens (3.9x); it
+passed.
 """
 from __future__ import annotations
 
@@ -28,14 +30,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.model import GPTConfig, param_counts
 from harness.records import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "predict_check"
 SWEEP = ROOT / "results" / "cpu"
-WIDTH = 96
-N_RUN = 2 * (12 * WIDTH ** 2 + 13 * WIDTH) + 2 * WIDTH  # depth 2, mlp 4 (harness.config.ModelConfig)
-D = 14_336_000
+WIDTH = 128
+N_RUN = param_counts(GPTConfig(vocab=1, width=WIDTH, depth=2))["params_nonembedding"]  # the preset's depth
+D = 18_432_000
 
 
 def predict() -> None:

@@ -97,7 +97,8 @@ def test_the_pipeline_weights_by_size_and_predict_reads_the_noise_at_n():
     # every seed shifts its whole ladder here, so the offset share is near 1 at every size
     assert all(r["rho"] > 0.8 and r["families"] == 3 for r in reps["ladder_share"]["per_size"])
     law = f["laws"]["chinchilla"]
-    assert set(law["noise_model"]) == {"tau_log", "chi2_dof"}
+    assert set(law["noise_model"]) == {"tau_log", "chi2_dof", "fit"}
+    assert law["noise_model"]["fit"].startswith("generalised least squares")
     assert law["bootstrap"]["method"] == "ladder" and law["bootstrap"]["n_effective"] < 0.5 * len(y)
     assert "sigma_i" in f["settings"]["objective"]
     # drawn per run with the weights held, the same fit claims a much narrower alpha

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.analysis.compute_optimal import numeric_n_opt
-from harness.analysis.forms import EffectiveData, Fit, fit_form, residual_bootstrap
+from harness.analysis.forms import EffectiveData, Fit, fit_form, residual_bootstrap, take
 
 EPOCHS_SHOWN = (2, 4, 8, 16, 32, 64)
 FRESH_GRID = 4001  # log-spaced D of the fresh-law inversion, from U_D / 1e3 to 1e4 D
@@ -47,7 +47,7 @@ def fresh_law(fit: Fit) -> tuple[Fit, str]:
     base = fit.form.base
     if fresh.sum() >= len(base.names) + (fit.floor is None) + 2:
         f = fit_form(base, fit.x[fresh, :2], fit.y[fresh], fit.floor, fit.delta,
-                     sigma=None if fit.sigma is None else fit.sigma[fresh])
+                     sigma=take(fit.weights, fresh))
         return f, f"{base.name} fitted on the {int(fresh.sum())} fresh runs (RMS log {f.rms_log:.4f})"
     return fit, f"{fit.form.name} at U_D = D (only {int(fresh.sum())} fresh runs)"
 
@@ -116,7 +116,7 @@ def two_stage(fit: Fit, fresh: Fit, n_resamples: int, seed: int) -> dict | None:
     law = EffectiveData(fit.form.name, fit.form.form, fit.form.base, False,
                         tuple((k, v) for k, v in fresh.params.items() if k != "E"))
     f = fit_form(law, fit.x, fit.y, fresh.params.get("E", fit.floor) if fit.floor is None else fit.floor, fit.delta,
-                 sigma=fit.sigma)
+                 sigma=fit.weights)
     residual_bootstrap(f, n_resamples, seed)
     ci = f.ci95() or {}
     return {"fixed": {k: v for k, v in fresh.params.items()}, "params": f.params, "ci95": ci or None,

@@ -353,6 +353,19 @@ class Fit:
     boot: np.ndarray | None = None  # (R, p) internal parameters of the bootstrap refits
     extra: dict = field(default_factory=dict)
     sigma: np.ndarray | None = None  # per-point noise sd in log L (weighted fit); None: equal weights
+    cov: np.ndarray | None = None  # the noise's covariance in log L when points share noise (generalised LS)
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """What the fit was weighted by, to refit alike: ``cov`` if set, else ``sigma``."""
+        return self.cov if self.cov is not None else self.sigma
+
+    @property
+    def whitened_residuals(self) -> np.ndarray:
+        """The log residuals in the units the fit minimised: over ``sigma``, or whitened by
+        ``cov`` (L^-1 r with cov = L L^T, so they are independent and of unit variance
+        under the noise model); plain without weights."""
+        return whiten(self.weights)(self.log_residuals)
 
     @property
     def n_params(self) -> int:
@@ -393,17 +406,16 @@ class Fit:
     def objective(self) -> float:
         """What the fit minimised: the sum of squared log residuals (each over its point's
         ``sigma`` in a weighted fit), or their summed Huber loss."""
-        r = self.log_residuals if self.sigma is None else self.log_residuals / self.sigma
-        return float(_huber(r, self.delta))
+        return float(_huber(self.whitened_residuals, self.delta))
 
     @property
     def chi2_dof(self) -> float | None:
-        """A weighted fit's sum of (residual / sigma)^2 over n - p (1 when the noise model
-        explains the residuals); None for an unweighted fit."""
+        """A weighted fit's sum of squared whitened residuals over n - p (1 when the noise
+        model explains the residuals); None for an unweighted fit."""
         n, p = len(self.y), self.n_params
         if self.sigma is None or n <= p:
             return None
-        return float(np.sum((self.log_residuals / self.sigma) ** 2) / (n - p))
+        return float(np.sum(self.whitened_residuals ** 2) / (n - p))
 
     def params_array(self, th: np.ndarray) -> np.ndarray:
         th = np.asarray(th, float)
@@ -444,12 +456,33 @@ class Fit:
         return {k: [float(a), float(b)] for k, a, b in zip(self.names, lo, hi)}
 
 
+def whiten(weights: np.ndarray | None):
+    """The map from log residuals (..., n) to the fit's units: identity (None), over a
+    per-point sd (1-D ``weights``), or L^-1 r for a covariance matrix (2-D) = L L^T."""
+    if weights is None:
+        return lambda r: r
+    w = np.asarray(weights, float)
+    if w.ndim == 1:
+        return lambda r: r / w
+    Linv_T = np.linalg.inv(np.linalg.cholesky(w)).T
+    return lambda r: r @ Linv_T
+
+
+def take(weights: np.ndarray | None, idx) -> np.ndarray | None:
+    """The weights of a subset of the points (rows and columns of a covariance)."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, float)
+    idx = np.flatnonzero(idx) if np.asarray(idx).dtype == bool else np.asarray(idx)
+    return w[idx] if w.ndim == 1 else w[np.ix_(idx, idx)]
+
+
 def _residual_fn(form: Form, lx, logy, floor, sigma=None):
-    w = 1.0 if sigma is None else 1.0 / np.asarray(sigma, float)
+    w = whiten(sigma)
 
     def res(th):
         lr = form.log_r(th if floor is not None else th[..., :-1], lx)
-        return (np.logaddexp(np.log(floor) if floor is not None else th[..., -1, None], lr) - logy) * w
+        return w(np.logaddexp(np.log(floor) if floor is not None else th[..., -1, None], lr) - logy)
     return res
 
 
@@ -483,7 +516,9 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = Non
     0.95 of the lowest loss. ``starts`` replaces the grid by given internal parameter rows
     (``form.theta`` of reported values for a form that centres nothing, E fixed), each
     refined: to follow another fit's procedure. ``sigma``: each point's noise sd in log L
-    (weighted least squares, residuals over sigma; only its ratios move the estimate)."""
+    (weighted least squares, residuals over sigma; only its ratios move the estimate), or
+    an (n, n) covariance of that noise (generalised least squares: the residuals whitened
+    by it, so points whose noise is shared count for less than independent ones)."""
     x = np.asarray(x, float)
     x = x if x.ndim == 2 else x[:, None]
     y = np.asarray(y, float)
@@ -499,6 +534,7 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = Non
         starts += [np.clip(np.append(th, lne), lo, hi) for th in form.starts(lx, r)]
     starts = np.array(starts) if given is None else np.clip(np.atleast_2d(np.asarray(given, float)), lo, hi)
     sigma = None if sigma is None else np.asarray(sigma, float)
+    cov = sigma if sigma is not None and sigma.ndim == 2 else None
     score = _huber(_residual_fn(form, lx, logy, floor, sigma)(starts), delta)
     score[~np.isfinite(score)] = np.inf
     results = [_solve(form, lx, logy, floor, starts[i], lo, hi, delta, sigma)
@@ -507,7 +543,8 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, floor: float | None = Non
     best = results[int(np.argmin(costs))]
     agree = int(np.sum(costs <= best.cost * (1 + 1e-6) + 1e-14))
     return Fit(form=form, theta=best.x, center=center, x=x, y=y, floor=floor, delta=delta,
-               starts_agreeing=agree, n_starts=len(results), sigma=sigma)
+               starts_agreeing=agree, n_starts=len(results),
+               sigma=np.sqrt(np.diag(cov)) if cov is not None else sigma, cov=cov)
 
 
 def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
@@ -522,9 +559,9 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
     noise than the replicates show, nor less than the residuals leave.
 
     A weighted fit (``fit.sigma``, the per-point noise model) draws point i's noise as
-    s sigma_i, s the larger of sqrt(chi2_dof (n - p) / X) and, with ``replicate_noise``,
-    sqrt(dof / X') (sigma_i already holds the replicates' spread at that size), and
-    refits with the same weights (noise.ladder_bootstrap draws a ladder's runs together).
+    s sigma_i (with ``fit.cov``: s times a draw of that covariance), s the larger of
+    sqrt(chi2_dof (n - p) / X) and, with ``replicate_noise``, sqrt(dof / X') (sigma_i
+    already holds the replicates' spread at that size), and refits with the same weights (noise.ladder_bootstrap draws a ladder's runs together).
 
     Drawing s, not fixing it at sigma, carries the uncertainty of the noise level itself,
     which with 6 points and 2 parameters is large: for a linear law with normal noise it
@@ -537,7 +574,8 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
     n, p = len(fit.y), fit.n_params
     weighted = fit.sigma is not None
     if weighted:
-        sigma, scale = float(np.sqrt(fit.chi2_dof)), fit.sigma
+        sigma = float(np.sqrt(fit.chi2_dof))
+        scale = fit.sigma if fit.cov is None else np.linalg.cholesky(fit.cov)
     else:
         sigma, scale = float(np.sqrt(np.sum(fit.log_residuals ** 2) / (n - p))), 1.0
     base = fit.log_pred_at(fit.theta, fit.x)
@@ -546,7 +584,8 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
         s = sigma * np.sqrt((n - p) / rng.chisquare(n - p))
         if replicate_noise is not None:  # drawn only then, so fits without replicates keep their stream
             s = max(s, (1.0 if weighted else replicate_noise[0]) * np.sqrt(replicate_noise[1] / rng.chisquare(replicate_noise[1])))
-        return base + s * scale * rng.standard_normal(n), fit.sigma
+        z = rng.standard_normal(n)
+        return base + s * (scale @ z if np.ndim(scale) == 2 else scale * z), fit.weights
 
     fit.boot = refit_draws(fit, n_resamples, rng, draw)
     return fit

@@ -42,6 +42,8 @@ from scipy.optimize import brentq
 from harness.analysis.forms import Fit, Form, bootstrap_rng, fit_form, refit_draws
 
 MIN_SIZE_DOF = 2  # a size's replicates need this many degrees of freedom to enter the model
+RHO_MAX = 0.99  # a ladder's runs keep at least 1% of their seed variance their own: at rho = 1
+# (no within-ladder noise measured, as 3 seeds can show by chance) the covariance is singular
 TAU_ITERATIONS = 5
 
 
@@ -118,20 +120,44 @@ def _tau2(r: np.ndarray, s2: np.ndarray, dof: int) -> float:
     return brentq(g, 0.0, float(np.sum(r * r)) / dof, xtol=1e-16, rtol=1e-10)
 
 
-def fit_weighted(form: Form, x, y, floor, delta, seed_sd: np.ndarray) -> Fit:
+def ladder_cov(seed_sd: np.ndarray, rho: np.ndarray, family: list, tau: float = 0.0) -> np.ndarray:
+    """The noise covariance of log L under the ladder model: seed_sd_i^2 + tau^2 on the
+    diagonal, rho seed_sd_i seed_sd_j between two runs of one family (the shared offset;
+    a family has one size, so one rho; at most RHO_MAX), 0 across families."""
+    sd, rho = np.asarray(seed_sd, float), np.clip(np.asarray(rho, float), 0.0, RHO_MAX)
+    _, fam = np.unique(np.asarray(family, dtype=str), return_inverse=True)
+    same = fam[:, None] == fam[None, :]
+    cov = np.where(same, np.sqrt(rho[:, None] * rho[None, :]) * np.outer(sd, sd), 0.0)
+    np.fill_diagonal(cov, sd ** 2 + tau ** 2)
+    return cov
+
+
+def fit_weighted(form: Form, x, y, floor, delta, seed_sd: np.ndarray, family: list | None = None,
+                 rho: np.ndarray | None = None) -> Fit:
     """Weighted least squares with sigma_i^2 = seed_sd_i^2 + tau^2, tau re-estimated from
-    the residuals until it settles; the fit keeps the last sigma and records tau."""
+    the residuals until it settles; the fit keeps the last sigma and records tau.
+    With ``family`` and ``rho`` (each run's shared-offset share, :func:`rho_at`) it is
+    generalised least squares on :func:`ladder_cov`: a ladder's runs share a seed offset,
+    so the fit reads the D-dependence from differences within a ladder, where the offset
+    cancels, and the N-dependence from the ladders' levels, each counted once."""
     seed_sd = np.asarray(seed_sd, float)
     s2, tau2 = seed_sd ** 2, 0.0
-    fit = fit_form(form, x, y, floor, delta, sigma=seed_sd)
+    gls = family is not None and rho is not None
+    weights = (lambda t2: ladder_cov(seed_sd, rho, family, math.sqrt(t2))) if gls else \
+        (lambda t2: np.sqrt(s2 + t2))
+    if gls:  # chi2(tau^2) = r' (C0 + tau^2 I)^-1 r = sum z_k^2 / (lambda_k + tau^2) in C0's eigenbasis
+        lam, Q = np.linalg.eigh(ladder_cov(seed_sd, rho, family))
+    fit = fit_form(form, x, y, floor, delta, sigma=weights(0.0))
     dof = len(fit.y) - fit.n_params
     for _ in range(TAU_ITERATIONS if dof > 0 else 0):
-        new = _tau2(fit.log_residuals, s2, dof)
+        r = fit.log_residuals
+        new = _tau2(Q.T @ r, lam, dof) if gls else _tau2(r, s2, dof)
         if abs(new - tau2) <= 1e-4 * max(new, tau2, 1e-30):
             break
         tau2 = new
-        fit = fit_form(form, x, y, floor, delta, sigma=np.sqrt(s2 + tau2))
-    fit.extra["noise_model"] = {"tau_log": math.sqrt(tau2), "chi2_dof": fit.chi2_dof}
+        fit = fit_form(form, x, y, floor, delta, sigma=weights(tau2))
+    fit.extra["noise_model"] = {"tau_log": math.sqrt(tau2), "chi2_dof": fit.chi2_dof,
+                                "fit": "generalised least squares (ladder covariance)" if gls else "weighted least squares"}
     return fit
 
 
@@ -143,7 +169,9 @@ def ladder_bootstrap(fit: Fit, n_resamples: int, seed: int, X_replicates: np.nda
     measurements); log L* = fitted + s [sigma_seed(N_i) (sqrt(rho) u_family +
     sqrt(1 - rho) e_i) + tau e'_i]; sigma_seed re-measured from the simulated
     replicates (:func:`by_size` on ``X_replicates``, the (N, D, U_D) rows) and the law
-    refitted with sigma_i^2 = sigma_seed*(N_i)^2 + tau^2 from the point estimate.
+    refitted with sigma_i^2 = sigma_seed*(N_i)^2 + tau^2 from the point estimate; a
+    generalised fit (``fit.cov``) also re-measures rho (:func:`ladder_share`) and refits
+    on the covariance they give.
     Seeded by (seed, crc32(form name, "ladder", n))."""
     rng = bootstrap_rng(fit, n_resamples, seed, "ladder")
     if rng is None:
@@ -164,7 +192,12 @@ def ladder_bootstrap(fit: Fit, n_resamples: int, seed: int, X_replicates: np.nda
         logy = base + s * (sd * (np.sqrt(rho) * u + np.sqrt(1 - rho) * rng.standard_normal(n))
                            + tau * rng.standard_normal(n))
         again = by_size(X_replicates, np.exp(logy))
-        return logy, np.sqrt((seed_sigma(again, fit.x[:, 0]) if again is not None else sd) ** 2 + tau ** 2)
+        sd_star = seed_sigma(again, fit.x[:, 0]) if again is not None else sd
+        if fit.cov is None:
+            return logy, np.sqrt(sd_star ** 2 + tau ** 2)
+        share_star = ladder_share(X_replicates, np.exp(logy), family, again) if again is not None else None
+        rho_star = np.clip(rho_at(share_star, fit.x[:, 0]), 0.0, 1.0) if share_star is not None else rho
+        return logy, ladder_cov(sd_star, rho_star, family, tau)
 
     fit.boot = refit_draws(fit, n_resamples, rng, draw)
     fit.extra["bootstrap"] = {"method": "ladder", "dof": dof, "n_effective": n_eff}

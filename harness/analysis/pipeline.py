@@ -89,11 +89,14 @@ def _unidentified(table: Table, msgs: list[str]) -> str | None:
     return why
 
 
-def _fit(form, x, y, floor, msgs, name, delta, seed_sd=None) -> Fit | None:
+def _fit(form, x, y, floor, msgs, name, delta, seed_sd=None, ladders=None) -> Fit | None:
     p = len(form.names) + (floor is None)
     if len(y) < p + 1:
         _note(msgs, f"{name}: only {len(y)} points, need {p + 1}; law not fitted")
         return None
+    if seed_sd is not None and ladders is not None:
+        return noise.fit_weighted(form, x, y, floor, delta, seed_sd, ladders["family"],
+                                  noise.rho_at(ladders["share"], x[:, 0]))
     if seed_sd is not None:
         return noise.fit_weighted(form, x, y, floor, delta, seed_sd)
     return fit_form(form, x, y, floor, delta)
@@ -103,18 +106,19 @@ def free_e_diagnostic(fit: Fit | None, floor: float) -> dict | None:
     """The same form with E free, beside a fixed-floor fit: its E and what is wrong with it."""
     if fit is None:
         return None
-    free = fit_form(fit.form, fit.x, fit.y, None, fit.delta, sigma=fit.sigma)
+    free = fit_form(fit.form, fit.x, fit.y, None, fit.delta, sigma=fit.weights)
     E = free.params["E"]
     return {"params": free.params, "rms_log": free.rms_log, "E": E, "E_minus_floor": E - floor,
             "below_floor": bool(E < floor), "above_lowest_loss": bool(E > float(np.min(fit.y)))}
 
 
-def _joint_fits(table: Table, msgs: list[str], delta, seed_sd=None) -> dict[str, Fit | None]:
+def _joint_fits(table: Table, msgs: list[str], delta, seed_sd=None, ladders=None) -> dict[str, Fit | None]:
     """The laws of (N, D); with repeated data (some D > U_D) the data-constrained ones too.
     Muennighoff's R_N* is kept only when some run has excess parameters (N > N_opt(U_D))
     on the fitted law; otherwise it has no data and the law is refitted without it.
-    ``seed_sd``: each run's seed noise (noise.by_size), for weighted fits."""
-    fits = {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta, seed_sd)
+    ``seed_sd``: each run's seed noise (noise.by_size), for weighted fits; ``ladders``
+    (families and their shared-offset share), for generalised ones."""
+    fits = {name: _fit(form, table.X, table.loss, table.floor, msgs, name, delta, seed_sd, ladders)
             for name, form in JOINT.items()}
     if not table.repeated.any():
         return fits
@@ -124,7 +128,7 @@ def _joint_fits(table: Table, msgs: list[str], delta, seed_sd=None) -> dict[str,
                     f"cannot separate R_D* from the other parameters, so no data-constrained law is fitted", warn=False)
         return fits
     for name, form in DATA_CONSTRAINED.items():
-        fit = _fit(form, table.XU, table.loss, table.floor, msgs, name, delta, seed_sd)
+        fit = _fit(form, table.XU, table.loss, table.floor, msgs, name, delta, seed_sd, ladders)
         if fit is not None and form.excess and not excess_rows(fit).any():
             _note(msgs, f"{name}: no run has excess parameters (N > N_opt(U_D)), so R_N* is not identified; "
                         f"fitted with N' = N", warn=False)
@@ -292,7 +296,7 @@ def _analyze(table, n_resamples, seed, n_jobs, delta, with_skills=True):
         reps["weighted_fit"] = sizes is not None
         if sizes is not None:
             reps["ladder_share"] = share
-    fits = _joint_fits(table, msgs, delta, seed_sd)
+    fits = _joint_fits(table, msgs, delta, seed_sd, ladders)
     one, points, fr = _one_variable(table, msgs, delta)
     fits.update(one)
     joint = [k for k in LAWS if k in fits]  # the data-constrained laws only with repeated data
@@ -361,7 +365,7 @@ def _select(table: Table, fits: dict, laws: dict, msgs: list[str], delta) -> tup
     forms = {k: fits[k].form for k in LAWS if fits.get(k) is not None}
     held, base = selection.refit_all(forms, table.N, table.D, table.C, table.loss, table.ids, table.floor, delta,
                                      table.U if table.repetitions_vary else None,
-                                     sigma={k: fits[k].sigma for k in forms})
+                                     sigma={k: fits[k].weights for k in forms})
     scores = {}
     for k in forms:
         laws[k]["heldout"] = held[k]
@@ -405,7 +409,7 @@ def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
     base = {"N": "params_nonembedding", "C": "6 N D", **{k: fit.params[k] for k in keys},
             "a": co.local_slope(form, P, (float(table.C.min()), float(table.C.max())), n_range)}
     ft = fit_form(form, np.column_stack([table.N_total, table.D] + ([table.XU[:, 2]] if form.n_inputs == 3 else [])),
-                  table.loss, table.floor, delta, sigma=fit.sigma)
+                  table.loss, table.floor, delta, sigma=fit.weights)
     Pt = np.array([[ft.params[k] for k in form.names]])
     Ct = 6 * table.N_total * table.D
     total = {"N": "params_total", "C": "6 N_total D", **{k: ft.params[k] for k in keys}, "rms_log": ft.rms_log,

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from harness.analysis.forms import Form, fit_form
+from harness.analysis.forms import Form, fit_form, take
 from harness.analysis.frontier import group_values
 
 HOLDOUTS = ("largest_N", "largest_D", "top_C")  # and most_epochs, with repeated data
@@ -99,7 +99,7 @@ def heldout_check(form: Form, N, D, loss, ids, floor: float | None, masks: dict,
         if train.sum() < max(MIN_TRAIN, len(form.names) + 2):
             out[name] = {"skipped": f"only {int(train.sum())} runs left to fit"}
             continue
-        fit = fit_form(form, X[train], loss[train], floor, delta, sigma=None if sigma is None else sigma[train])
+        fit = fit_form(form, X[train], loss[train], floor, delta, sigma=take(sigma, train))
         pred = fit.predict(X[held])
         row = errors(pred, loss[held], floor, size_gap(N, D, loss, train))
         row["below_floor"] = [ids[i] for i, p in zip(np.flatnonzero(held), pred) if floor is not None and p < floor]
