@@ -15,22 +15,23 @@ so no run is assumed quieter than a measured one.
 A law's residuals also hold what the law gets wrong, which seeds do not show. Each
 point's noise is modelled as ``sigma_i^2 = sigma_seed(N_i)^2 + tau^2``, ``tau`` the
 law's own misfit, set so that the weighted residuals have chi2 / (n - p) = 1
-(:func:`fit_weighted`; tau = 0 when the seeds explain the residuals). The fit is
-then weighted least squares in log L with those sigma_i.
+(:func:`fit_weighted`; tau = 0 when the seeds explain the residuals). Without ladders
+the fit is then weighted least squares in log L with those sigma_i.
 
 Seeds shift a whole ladder. Runs of one family (records.family_id: same size and
 seed, only D differs) share their init and data order, and on the toy data most of a
 seed's effect is one offset along its ladder. :func:`ladder_share` splits each
 replicated size's spread into that shared offset and the run's own part (a two-way
-analysis of variance over seeds x D); the bootstrap then draws the seed noise with
-that share common to the family's runs, and repeats the whole estimate on each
-simulated sweep: the seeds' spread per size is measured again from the simulated
-replicates and the fit reweighted by it (:func:`ladder_bootstrap`), so the intervals
-also carry the uncertainty of weights that rest on 3 seeds. Drawn independently and
-with the weights held fixed, the noise would treat 5 branches of one ladder as 5
-independent measurements and understate the exponents' intervals: in
-scripts/noise_coverage.py's study of the cpu design (200 synthetic sweeps), such 95%
-intervals covered the true alpha in 74% of sweeps; this bootstrap's, in 86%.
+analysis of variance over seeds x D). The joint fit is then generalised least squares
+on that covariance (:func:`ladder_cov`): weighted least squares would count a ladder's
+5 runs as 5 independent measurements of its level, and let a lucky seed's offset
+steer the exponents. The bootstrap draws the seed noise with that share common to the
+family's runs and repeats the whole estimate on each simulated sweep: the seeds'
+spread and its ladder share are measured again from the simulated replicates and the
+fit redone with them (:func:`ladder_bootstrap`), so the intervals also carry the
+uncertainty of a noise model that rests on 3 seeds. How often these intervals cover,
+against weighted least squares with the same bootstrap and with independent draws, is
+measured by scripts/noise_coverage.py (results/noise_coverage) on results/cpu's design.
 """
 from __future__ import annotations
 

@@ -424,8 +424,10 @@ def counting_conventions(table: Table, fit: Fit | None, delta) -> dict | None:
 
 
 def _settings(n_resamples: int, seed: int, delta: float | None, weighted: bool = False) -> dict:
-    w = (" (joint laws: each residual over its run's sigma_i, sigma_i^2 = sigma_seed(N_i)^2 + tau^2: see "
-         "replicate_noise.by_size and each law's noise_model)") if weighted else ""
+    w = (" (joint laws: each residual over its run's sigma_i, sigma_i^2 = sigma_seed(N_i)^2 + tau^2, and with "
+         "families of runs (ladders) whitened by their covariance, rho sigma_i sigma_j between two runs of one "
+         "family (generalised least squares, noise.ladder_cov): see replicate_noise.by_size, "
+         "replicate_noise.ladder_share and each law's noise_model)") if weighted else ""
     return {
         "objective": ("sum over points of (log L_pred - log L_obs)^2" if delta is None else
                       f"sum over points of Huber(delta={delta:g}) of log L_pred - log L_obs (summed, not averaged)") + w,
@@ -440,8 +442,8 @@ def _settings(n_resamples: int, seed: int, delta: float | None, weighted: bool =
                       "replicates' spread, drawn the same way: see replicate_noise; for weighted laws the noise of "
                       "point i is that level times sigma_i, the level from chi2/(n-p); with families of runs "
                       "(ladders), noise.ladder_bootstrap: the seed part shared by a family's runs in the share "
-                      "replicate_noise.ladder_share measures, the seeds' spread re-measured and the weights redone on "
-                      "each resample); refitted from the point estimate; "
+                      "replicate_noise.ladder_share measures, the seeds' spread and that share re-measured and the "
+                      "weights redone on each resample); refitted from the point estimate; "
                       "percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
         "selection": f"lowest mean reducible_error over the hold-outs {', '.join(selection.HOLDOUTS)}; forms within "
                      f"{selection.NEAR_TIE:.0%} of it are tied and the fewest parameters wins",
