@@ -106,7 +106,7 @@ def _design_sim(sim: dict, w12s: dict) -> list[str]:
     tau = next(d["misfit_tau_log"] for d in sim["designs"] if d["misfit_tau_log"] > 0)
     out = [f"**How far more runs would go** (simulated, `scripts/design_sim.py`, `results/design_sim`: "
            f"{sim['sweeps']} sweeps per design of the cpu_v3 grid, drawn from its chinchilla law with its measured seed "
-           f"noise, fitted as `harness-fit` fits; ±: 1.96 × the estimates' spread, what an exact 95% interval would "
+           f"noise, fitted by weighted least squares as `harness-fit` fitted then; ±: 1.96 × the estimates' spread, what an exact 95% interval would "
            f"span). Two columns each: the seeds' noise alone, and with the law's misfit τ = {tau:.2g} added as "
            f"independent noise per run (optimistic: the width-12 study shows the misfit is systematic).",
            "",
@@ -152,6 +152,7 @@ def _previous_grid(v3: dict, short: dict, w96: dict, start: float) -> list[str]:
     full, drops = rows[0], rows[1:]
     shortest = sorted(drops, key=lambda r: r["dropped_D"])
     gap = _lr_gap(int(shortest[0]["dropped_D"]))
+    gone = [r for r in shortest if r["tau_log"] < 0.5 * full["tau_log"]]
     bud = w96["budgets"]
     out = [f"**Why the grid starts at {start / 1e6:.2f}M tokens.** The previous preset "
            f"(`results/cpu_v3`: the same sizes and seeds, 5 budgets {_sci(shortest[0]['dropped_D'])} … "
@@ -164,11 +165,14 @@ def _previous_grid(v3: dict, short: dict, w96: dict, start: float) -> list[str]:
            "",
            f"- **The lr rule is off there.** At {_sci(shortest[0]['dropped_D'])} tokens (500 steps) lr = 0.192 / "
            f"width gives up " + ", ".join(f"{g:.4f}" for g in gap.values()) + " nats against the best lr at widths "
-           + ", ".join(map(str, gap)) + " (`results/lr_rule`, measured before any of this), as much as the law's "
+           + ", ".join(map(str, gap)) + " (`results/lr_rule`; widths to 80 measured before any of this), as much as "
+           "the law's "
            f"misfit; a ladder shares one lr, so its short branches cannot have their own.",
            f"- **Leaving out one budget at a time** (`scripts/short_budget.py`, `results/short_budget`: the "
-           f"{full['runs']} runs refitted without each budget, {drops[0]['runs']} runs each), the misfit goes when "
-           f"the shortest or the second-shortest budget is left out and stays when a longer one is:",
+           f"{full['runs']} runs refitted without each budget, {drops[0]['runs']} runs each), the misfit goes "
+           + (f"only when the shortest budget is left out (τ {gone[0]['tau_log']:.2g} against {full['tau_log']:.2g}) "
+              f"and stays when any other is:" if [r['dropped_D'] for r in gone] == [shortest[0]['dropped_D']] else
+              "when " + _and([_sci(r['dropped_D']) for r in gone]) + " is left out (τ below half the full fit's):"),
            "",
            "| left out | runs | selected | chinchilla α ± | β ± | τ | pattern R² | free E − F |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -176,10 +180,11 @@ def _previous_grid(v3: dict, short: dict, w96: dict, start: float) -> list[str]:
              f"{r['selected']} | {r['alpha_half_width']:.3f} | {r['beta_half_width']:.3f} | {r['tau_log']:.2g} | "
              f"{r['residual_pattern_r2']:.2f} | {r['free_E_minus_floor']:+.4f} |" for r in rows],
            "",
-           "  The data alone do not say which of the two short budgets is at fault; the lr measurement, made "
-           "before, points to the shortest. Choosing a subset of those records after seeing its fit would tune the "
-           "result, so the new grid was trained afresh instead, on new D values (×1.68 apart, starting at 1,000 "
-           "steps): the fit above is its test.",
+           "  The lr measurement, made before, points to the shortest budget too. (Fitted by weighted least squares, "
+           "as the pipeline did when the grid was changed, leaving out the second-shortest removed most of the "
+           "misfit as well, so the data alone did not say which was at fault.) Choosing a subset of those records "
+           "after seeing its fit would tune the result, so the new grid was trained afresh instead, on new D values "
+           "(×1.68 apart, starting at 1,000 steps): the fit above is its test.",
            f"- **One size up, the old fit missed.** Its predictions for a width-96 ladder (N = {_sci(w96['N'])}), "
            f"written and committed before that ladder was trained (`results/w96_check`, `scripts/w96_check.py`), "
            f"came out below their 95% intervals at {w96['below']} of {len(bud)} budgets: measured − predicted = "
@@ -231,7 +236,7 @@ def render() -> str:
     iso_a, iso_ci = isob["a"], isob["a_ci95"]
     free_e = law["free_E"]["E"]
     below = sum(len(e.get("below_floor") or []) for e in ex.values())
-    minutes = timing["wall_s"] / 60
+    minutes = timing.get("wall_s_total", timing["wall_s"]) / 60
     v1law = v1["laws"][v1["selected"]]
     v1a, v1b = _exponents(v1law)
     v2law = v2["laws"][v2["selected"]]
@@ -244,9 +249,13 @@ def render() -> str:
     ch_top = sorted((d_of[i], v) for i, v in zip(ch["point_ids"], ch["residuals"]) if i in d_of)
     w12s, sim = _load("results/w12_seeds/study.json"), _load("results/design_sim/design_sim.json")
 
+    parts = (f"{minutes:.1f} minutes on this session's 2-core AMD EPYC, in two parts: "
+             f"{timing['wall_s'] / 60:.1f} for the 60 runs without width {widths[-1]} from an empty results folder, "
+             f"then {timing['addition']['wall_s'] / 60:.1f} adding the width-{widths[-1]} ladder and refitting"
+             if "addition" in timing else f"{minutes:.1f} minutes from an empty results folder on this session's "
+             f"2-core AMD EPYC")
     out = [f"Reproduce with `harness-sweep sweep=cpu results_dir=my_results` (measured: "
-           f"{minutes:.1f} minutes from an empty results folder on this session's 2-core AMD EPYC, training, fit and "
-           f"figures included; `results/cpu/timing.json`). `harness-fit results/cpu` refits the committed "
+           f"{parts}; training, fit and figures included; `results/cpu/timing.json`). `harness-fit results/cpu` refits the committed "
            f"records into the same `fit.json` byte for byte where numpy's instruction-set kernels, numpy and scipy "
            f"are those in `results/fitted_on.json` (a test checks it; on other CPUs the numbers agree to about 1e-3 "
            f"relative or better, `tests/numerics.py`). Every number in this section is "
@@ -345,7 +354,8 @@ def render() -> str:
             f"{'inside' if chk['inside'] else '**outside**'} the interval; the interval's width "
             f"{chk['interval_width']:.4f} is {'narrower' if chk['narrower_than_distance'] else '**not narrower**'} "
             f"than the predicted gain over the nearest trained point (width {width_of[near['N']]} at D = "
-            f"{_sci(near['D'])}, mean of its {len(near['losses'])} seeds: {near['loss']:.4f}), "
+            f"{_sci(near['D'])}, " + (f"mean of its {len(near['losses'])} seeds" if len(near['losses']) > 1 else "one seed")
+            + f": {near['loss']:.4f}), "
             f"{chk['distance_to_nearest_trained']:.4f}. The check {'**passes**' if chk['passes'] else '**fails**'}. "
             f"Earlier checks: from the 35-run fit (`results/predict_check_v1`: width 128 at D = 8.2e6) it failed, its "
             f"interval {chk1['interval_width']:.3f} wide, wider than the {chk1['distance_to_nearest_trained']:.4f} it "
@@ -401,7 +411,7 @@ def render() -> str:
         f"**Why the misses.** Time: {minutes:.1f} minutes on this session's 2-core machine, an AMD EPYC that "
         f"trains about 1.6× slower per token than the Intel Xeon on which the previous preset took "
         f"{timing3['wall_s'] / 60:.1f} (`results/*/timing.json`). The runs sum to "
-        f"{timing['training_core_s'] / 60:.0f} single-core minutes here: the width-{widths[-1]} ladder, new this "
+        f"{timing.get('training_core_s_total', timing['training_core_s']) / 60:.0f} single-core minutes here: the width-{widths[-1]} ladder, new this "
         f"round, takes {top_core / 60:.0f} of them and the 2 extra seeds of width 64 {w64_extra / 60:.0f} (what "
         f"each step of the design bought on the previous grid is in the table below). The exponents: width "
         f"{widths[-1]} widened N to {math.log10(Ns[-1] / Ns[0]):.2f} decades and the L(C) frontier to "
@@ -418,7 +428,8 @@ def render() -> str:
            f" The selected {sel} law's exponents are {ka} ±{ha:.3f} and {kb} ±{hb:.3f}.")
         + f" The seeds' noise alone, on this design with the additive law, would leave the generalised fit's "
         f"estimates a spread of ±{cg['alpha']['ideal_half_width']:.3f} and ±{cg['beta']['ideal_half_width']:.3f} "
-        f"(the coverage study above): the misses now come from the law's form, not from too few runs.",
+        f"(the coverage study above), about at the target; the rest of the miss is the law's form, whose "
+        f"extra parameter the data ask for.",
         "",
         f"**Studies on the previous grid** (`results/cpu_v3`). What each extra minute bought: the "
         f"{len(budget)} nested designs below are subsets of its runs (`scripts/design_budget.py`, "
@@ -451,10 +462,11 @@ def render() -> str:
         f"{v1law['rms_log']:.4f}, and a = {v1['compute_optimal']['a']:.3g} {_iv(v1['compute_optimal']['ci95']['a'])}; "
         f"its IsoFLOP sweep (`results/isoflop_v1`: one grid of widths for every budget) gave a = {iso1['a']:.3g} "
         f"{_iv(iso1['a_ci95'])} from {sum(b['in_range'] and b['used'] for b in iso1['budgets'])} budgets. Fixing "
-        f"the lr removed the old surface's interaction: the additive form was "
+        f"the lr shrank the old surface's interaction: the additive form was "
         f"{v1['laws']['chinchilla']['rms_log'] / v1law['rms_log']:.1f}× worse in RMS than the selected law then"
         + (" and is the selected law now." if sel == "chinchilla" else
-           f" and is {fit['laws']['chinchilla']['rms_log'] / law['rms_log']:.1f}× now.")
+           f" and is {fit['laws']['chinchilla']['rms_log'] / law['rms_log']:.1f}× now (what is left is width "
+           f"{widths[-1]}'s, above).")
         + f" An earlier preset (`results/cpu_v2`, {v2['n_points']} runs: WSD ladders at widths 16 … 64, seeds "
         f"at width 16 only, fitted unweighted) gave {v2a} = {v2law['params'][v2a]:.3g} {_iv(v2law['ci95'][v2a])}, "
         f"{v2b} = {v2law['params'][v2b]:.3g} {_iv(v2law['ci95'][v2b])}, its free E {v2law['free_E']['E_minus_floor']:+.4f} "
