@@ -561,7 +561,8 @@ def residual_bootstrap(fit: Fit, n_resamples: int, seed: int = 0,
     A weighted fit (``fit.sigma``, the per-point noise model) draws point i's noise as
     s sigma_i (with ``fit.cov``: s times a draw of that covariance), s the larger of
     sqrt(chi2_dof (n - p) / X) and, with ``replicate_noise``, sqrt(dof / X') (sigma_i
-    already holds the replicates' spread at that size), and refits with the same weights (noise.ladder_bootstrap draws a ladder's runs together).
+    already holds the replicates' spread at that size), and refits with the same weights
+    (noise.ladder_bootstrap draws a ladder's runs together).
 
     Drawing s, not fixing it at sigma, carries the uncertainty of the noise level itself,
     which with 6 points and 2 parameters is large: for a linear law with normal noise it
