@@ -4,13 +4,15 @@ Each design is a set of the sweep's ladders (width, seed); its runs are taken fr
 committed records (same configs, so the same runs a smaller preset would have trained)
 and fitted as harness-fit fits them (400 resamples, no skills or figures). `--sweep cpu`
 (the preset, results/cpu) adds its ladders in steps, from widths 12 .. 64 with 3 seeds
-at 16 to all 65 runs, and refits the 60 without width 96 beside them; `--sweep cpu_v3`
+at 16 to all 65 runs, and refits beside them the 60 without width 96 and the 75 with
+2 more seeds at width 96 (results/w96_seeds, trained for this); `--sweep cpu_v3`
 (the previous preset) did the same on that grid. Each row reports which law that
 design's own selection picks, one law's exponents and checks (chinchilla for cpu_v3,
 interaction for cpu: each preset's selected law) and both laws' for comparison.
 Its cost is the designs' measured single-core training seconds (the records'
 wall_time_s; the sweep runs two at once, so wall minutes are about half).
 
+    harness-sweep sweep=cpu sweep.name=w96_seeds ladder=w96_seed1,w96_seed2  # the 10 runs beyond the preset
     python scripts/design_budget.py [--sweep cpu|cpu_v3] [--out results/design_budget]
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ from harness.records import load_records
 ROOT = Path(__file__).resolve().parent.parent
 _BASE = [(12, 0), (16, 0), (16, 1), (16, 2), (24, 0), (32, 0), (48, 0), (64, 0)]
 _SEEDS32, _SEEDS64, _W96 = [(32, 1), (32, 2)], [(64, 1), (64, 2)], [(96, 0)]
+_SEEDS96 = [(96, 1), (96, 2)]  # not in the preset: results/w96_seeds
 # sweep -> (row law, designs as (name, ladders (width, seed)))
 DESIGNS = {
     "cpu_v3": ("chinchilla", [
@@ -45,8 +48,11 @@ DESIGNS = {
         ("+ 2 seeds at width 32", _BASE + _W96 + _SEEDS32),
         ("+ 2 seeds at width 64 (the cpu preset)", _BASE + _W96 + _SEEDS32 + _SEEDS64),
         ("the preset without width 96", _BASE + _SEEDS32 + _SEEDS64),
+        ("the preset + 2 seeds at width 96", _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS96),
     ]),
 }
+# the runs outside the sweep's own results that a design may use: sweep -> result folders
+EXTRA = {"cpu_v3": [], "cpu": ["w96_seeds"]}
 
 
 def _half(v) -> float:
@@ -59,6 +65,7 @@ def _law_row(law: dict) -> dict:
     return {"N_exponent": [law["params"][ka], law["ci95"][ka]], "D_exponent": [law["params"][kb], law["ci95"][kb]],
             "N_half_width": _half(law["ci95"][ka]), "D_half_width": _half(law["ci95"][kb]),
             "rms_log": law["rms_log"], "residual_pattern_r2": law["residual_pattern_r2"],
+            "tau_log": (law.get("noise_model") or {}).get("tau_log"),
             "free_E_minus_floor": law["free_E"]["E_minus_floor"],
             "heldout_mean_error": law["heldout_mean_reducible_error"]}
 
@@ -69,11 +76,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "design_budget")
     a = ap.parse_args()
     row_law, designs = DESIGNS[a.sweep]
-    recs = [r for r in load_records(ROOT / "results" / a.sweep)[0] if r["status"] == "ok"]
+    recs = [r for d in [a.sweep, *EXTRA[a.sweep]] for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"]
     key = lambda r: (r["config"]["model"]["width"], r["config"]["train"]["seed"])  # noqa: E731
     missing = {lad for _, ladders in designs for lad in ladders} - {key(r) for r in recs}
     if missing:
-        raise SystemExit(f"results/{a.sweep} has no runs for ladders {sorted(missing)}")
+        raise SystemExit(f"results/{{{','.join([a.sweep, *EXTRA[a.sweep]])}}} have no runs for ladders {sorted(missing)}")
     rows = []
     for name, ladders in designs:
         use = [r for r in recs if key(r) in set(ladders)]
@@ -91,6 +98,8 @@ def main() -> None:
             "top_C_error": top["reducible_error"], "top_C_better_baseline": min(
                 v for v in top["baselines"].values() if v is not None),
             "L_C_decades": line["decades_C"], "gamma_half_width": _half(line["gamma_ci95"]),
+            "interaction_gamma": [fit["laws"]["interaction"]["params"]["gamma"], fit["laws"]["interaction"]["ci95"]["gamma"]],
+            "sigma_seed_per_size": ((fit["replicate_noise"] or {}).get("by_size") or {}).get("per_size"),
             "laws": {k: _law_row(fit["laws"][k]) for k in ("chinchilla", "interaction")},
         })
         r = rows[-1]

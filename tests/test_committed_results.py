@@ -262,21 +262,26 @@ def test_the_text_sweep_fits_free_E_and_records_its_epochs(refit):
 
 
 def test_the_design_budgets_full_design_is_the_committed_fit():
-    """results/design_budget/cpu.json's row with every ladder is results/cpu/fit.json's own
-    fit (same runs, same law), and each of its designs is a subset of the preset's runs: the
-    README's table of what each minute buys is read off the sweep it describes."""
+    """results/design_budget/cpu.json's row with the preset's ladders is results/cpu/fit.json's
+    own fit (same runs, same law), and each design's runs are committed ones (the preset's, or
+    results/w96_seeds' seeds beyond it): the README's table of what each minute buys is read
+    off the runs it describes."""
     steps = json.loads((ROOT / "results/design_budget/cpu.json").read_text())["steps"]
     fit = json.loads((ROOT / "results/cpu/fit.json").read_text())
+    key = lambda r: (r["config"]["model"]["width"], r["config"]["train"]["seed"])  # noqa: E731
     recs = [r for r in load_records(ROOT / "results/cpu")[0] if r["status"] == "ok"]
-    ladders = {(r["config"]["model"]["width"], r["config"]["train"]["seed"]) for r in recs}
-    full = max(steps, key=lambda s: s["runs"])
-    assert full["runs"] == len(recs) and {tuple(x) for x in full["ladders"]} == ladders
+    extra = [r for r in load_records(ROOT / "results/w96_seeds")[0] if r["status"] == "ok"]
+    ladders = {key(r) for r in recs}
+    full = [s for s in steps if {tuple(x) for x in s["ladders"]} == ladders]
+    assert len(full) == 1 and full[0]["runs"] == len(recs)
+    full = full[0]
     assert full["selected"] == fit["selected"] and full["law"] == fit["selected"]
     law = fit["laws"][full["law"]]
     assert full["N_exponent"][0] == pytest.approx(law["params"]["alpha"], rel=1e-3)
     assert full["D_half_width"] == pytest.approx((law["ci95"]["beta"][1] - law["ci95"]["beta"][0]) / 2, rel=1e-2)
     assert full["L_C_decades"] == pytest.approx(fit["laws"]["L_C"]["fixed_floor_line"]["decades_C"], rel=1e-6)
+    assert {key(r) for r in extra} == {(96, 1), (96, 2)} and len(extra) == 10
     for s in steps:
-        assert {tuple(x) for x in s["ladders"]} <= ladders
-        assert s["runs"] == sum((r["config"]["model"]["width"], r["config"]["train"]["seed"]) in
-                                {tuple(x) for x in s["ladders"]} for r in recs)
+        use = [r for r in recs + extra if key(r) in {tuple(x) for x in s["ladders"]}]
+        assert len({tuple(x) for x in s["ladders"]}) * 5 == s["runs"] == len(use)
+        assert s["core_s"] == round(sum(r["wall_time_s"] for r in use))
