@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _BASE = [(12, 0), (16, 0), (16, 1), (16, 2), (24, 0), (32, 0), (48, 0), (64, 0)]
 _SEEDS32, _SEEDS64, _W96 = [(32, 1), (32, 2)], [(64, 1), (64, 2)], [(96, 0)]
 _SEEDS96 = [(96, 1), (96, 2)]  # not in the preset: results/w96_seeds
-# sweep -> (row law, designs as (name, ladders (width, seed)))
+# sweep -> (the law each row reports, designs as (name, ladders (width, seed)))
 DESIGNS = {
     "cpu_v3": ("chinchilla", [
         ("previous preset: widths 16-64, 3 seeds at 16", _BASE[1:]),
@@ -88,7 +88,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
             fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
         sel = fit["selected"]
-        law = sel if row_law == "selected" else row_law
+        law = row_law
         line = fit["laws"]["L_C"]["fixed_floor_line"]
         top = fit["extrapolation"]["top_C"]
         rows.append({

@@ -196,7 +196,6 @@ def _previous_grid(v3: dict, short: dict, w96: dict, start: float) -> list[str]:
     return out
 
 
-
 def _this_budget(b: list[dict], timing: dict, fit: dict) -> list[str]:
     """What each step of this preset's design buys: results/design_budget/cpu.json."""
     d = {r["design"]: r for r in b}
@@ -211,8 +210,9 @@ def _this_budget(b: list[dict], timing: dict, fit: dict) -> list[str]:
     assert len(d) == 6 and more96["runs"] == full["runs"] + 10
     return [
         f"**What each extra minute buys on this preset** (`scripts/design_budget.py --sweep cpu`, "
-        f"`results/design_budget/cpu.json`): subsets of its runs (the first four nested), and the preset with 2 more width-96 seeds trained for this table (`results/w96_seeds`), each refitted as `harness-fit` fits "
-        f"it; core-minutes are the runs' summed single-core training time on this AMD EPYC (the sweep trains two "
+        f"`results/design_budget/cpu.json`): subsets of its runs (the first four nested), and the preset with "
+        f"2 more width-96 seeds trained for this table (`results/w96_seeds`), each refitted as `harness-fit` "
+        f"fits it; core-minutes are the runs' summed single-core training time on this AMD EPYC (the sweep trains two "
         f"at once). The columns after “selected” are the {law} law's, the preset's selected law, on every row "
         f"for a like-for-like comparison.",
         "",
@@ -226,7 +226,9 @@ def _this_budget(b: list[dict], timing: dict, fit: dict) -> list[str]:
         f"Width 96 ({cm(w96, base):.1f} core-minutes) buys the L(C) span ({base['L_C_decades']:.2f} to "
         f"{w96['L_C_decades']:.2f} decades; no other step moves it) and the range over which the law is tested. "
         f"The seeds at width 32 ({cm(s32, w96):.1f}) give the fit a second replicated size, which "
-        f"{'turns on its weighting by size' if s32['weighted_fit'] and not w96['weighted_fit'] else 'leaves its weighting as it was'}, and narrow the D "
+        + ("turns on its weighting by size" if s32["weighted_fit"] and not w96["weighted_fit"]
+           else "leaves its weighting as it was")
+        + f", and narrow the D "
         f"exponent from ±{w96['D_half_width']:.3f} to ±{s32['D_half_width']:.3f}; those at width 64 "
         f"({cm(full, s32):.1f}) narrow both exponents to ±{full['N_half_width']:.3f} and ±{full['D_half_width']:.3f} "
         f"and make the data select the {full['selected']} law. The preset without width 96 "
@@ -250,6 +252,7 @@ def _this_budget(b: list[dict], timing: dict, fit: dict) -> list[str]:
            "the seeds, so the rest is noise) ")
         + "or more decades of N; neither is measured here.",
     ]
+
 
 def render() -> str:
     fit, v1, v2 = _load("results/cpu/fit.json"), _load("results/cpu_v1/fit.json"), _load("results/cpu_v2/fit.json")
