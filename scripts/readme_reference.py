@@ -295,7 +295,8 @@ def render() -> str:
     iso_a, iso_ci = isob["a"], isob["a_ci95"]
     free_e = law["free_E"]["E"]
     below = sum(len(e.get("below_floor") or []) for e in ex.values())
-    minutes = timing.get("wall_s_total", timing["wall_s"]) / 60
+    one = timing.get("one_run")  # the preset timed from empty in one go, where measured
+    minutes = (one or {}).get("wall_s", timing.get("wall_s_total", timing["wall_s"])) / 60
     v1law = v1["laws"][v1["selected"]]
     v1a, v1b = _exponents(v1law)
     v2law = v2["laws"][v2["selected"]]
@@ -308,7 +309,12 @@ def render() -> str:
     ch_top = sorted((d_of[i], v) for i, v in zip(ch["point_ids"], ch["residuals"]) if i in d_of)
     w12s, sim = _load("results/w12_seeds/study.json"), _load("results/design_sim/design_sim.json")
 
-    parts = (f"{minutes:.1f} minutes on this session's 2-core AMD EPYC, in two parts: "
+    parts = (f"{minutes:.1f} minutes from an empty results folder in one run, on a 2-core AMD EPYC in a fresh "
+             f"clone with the install above (torch {one['torch']}); earlier measured in two parts, "
+             f"{timing['wall_s'] / 60:.1f} minutes for the 60 runs without width {widths[-1]} and "
+             f"{timing['addition']['wall_s'] / 60:.1f} adding the width-{widths[-1]} ladder and refitting"
+             if one and "addition" in timing else
+             f"{minutes:.1f} minutes on this session's 2-core AMD EPYC, in two parts: "
              f"{timing['wall_s'] / 60:.1f} for the 60 runs without width {widths[-1]} from an empty results folder, "
              f"then {timing['addition']['wall_s'] / 60:.1f} adding the width-{widths[-1]} ladder and refitting"
              if "addition" in timing else f"{minutes:.1f} minutes from an empty results folder on this session's "
@@ -470,7 +476,9 @@ def render() -> str:
         f"**Why the misses.** Time: {minutes:.1f} minutes on this session's 2-core machine, an AMD EPYC that "
         f"trains about 1.6× slower per token than the Intel Xeon on which the previous preset took "
         f"{timing3['wall_s'] / 60:.1f} (`results/*/timing.json`). The runs sum to "
-        f"{timing.get('training_core_s_total', timing['training_core_s']) / 60:.0f} single-core minutes here: the width-{widths[-1]} ladder, new this "
+        f"{timing.get('training_core_s_total', timing['training_core_s']) / 60:.0f} single-core minutes in the committed records"
+        + (f" ({one['training_core_s'] / 60:.0f} in the one-run retrain)" if one else "")
+        + f": the width-{widths[-1]} ladder, new this "
         f"round, takes {top_core / 60:.0f} of them and the 2 extra seeds of width 64 {w64_extra / 60:.0f} (what "
         f"each step buys is in the table below). The exponents: width "
         f"{widths[-1]} widened N to {math.log10(Ns[-1] / Ns[0]):.2f} decades and the L(C) frontier to "
