@@ -77,8 +77,8 @@ def sync(device: torch.device) -> None:
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports): on CPU a
-    run is bitwise reproducible only on the same model, since the math libraries pick
-    their kernels by instruction set."""
+    run is bitwise reproducible only on the same model and instruction set
+    (:func:`cpu_capability`), since the math libraries pick their kernels by it."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -114,7 +114,14 @@ def versions() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"torch": torch.__version__, "harness": harness.__version__, "git": commit,
-            "python": platform.python_version(), "cpu": cpu_model()}
+            "python": platform.python_version(), "cpu": cpu_model(), "cpu_capability": cpu_capability()}
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels dispatch to (e.g. AVX2, AVX512): one model
+    name can come with either (a virtual machine may hide AVX-512), and the two train to
+    different bits."""
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def is_oom(e: BaseException) -> bool:

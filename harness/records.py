@@ -85,7 +85,7 @@ class RunRecord(TypedDict, total=False):
     unique_tokens: Annotated[Optional[int], NUMBER]
     epochs: Annotated[float, NUMBER]  # D / U_D; 1 when every token is fresh
     precision: str
-    versions: dict  # torch, harness, git commit, python, cpu (the CPU model)
+    versions: dict  # torch, harness, git commit, python, cpu (the CPU model), cpu_capability (torch's ISA)
     torch_threads: Optional[int]  # CPU runs: bitwise reproducible for a fixed thread count and CPU model
     error: str  # when not ok
     first_step_s: float  # the first step's wall time (with torch.compile, its compilation)

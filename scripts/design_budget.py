@@ -4,15 +4,17 @@ Each design is a set of the sweep's ladders (width, seed); its runs are taken fr
 committed records (same configs, so the same runs a smaller preset would have trained)
 and fitted as harness-fit fits them (400 resamples, no skills or figures). `--sweep cpu`
 (the preset, results/cpu) adds its ladders in steps, from widths 12 .. 64 with 3 seeds
-at 16 to all 65 runs, and refits beside them the 60 without width 96 and the 75 with
-2 more seeds at width 96 (results/w96_seeds, trained for this); `--sweep cpu_v3`
+at 16 to all 65 runs, and refits beside them the 60 without width 96, the 75 with
+2 more seeds at width 96 (results/w96_seeds, trained for this), the 85 with 2 more at
+widths 24 and 48 (results/mid_seeds, likewise) and the 95 with both; `--sweep cpu_v3`
 (the previous preset) did the same on that grid. Each row reports which law that
 design's own selection picks, one law's exponents and checks (chinchilla for cpu_v3,
 interaction for cpu: each preset's selected law) and both laws' for comparison.
 Its cost is the designs' measured single-core training seconds (the records'
 wall_time_s; the sweep runs two at once, so wall minutes are about half).
 
-    harness-sweep sweep=cpu sweep.name=w96_seeds ladder=w96_seed1,w96_seed2  # the 10 runs beyond the preset
+    harness-sweep sweep=cpu sweep.name=w96_seeds ladder=w96_seed1,w96_seed2  # 10 runs beyond the preset
+    harness-sweep sweep=cpu sweep.name=mid_seeds ladder=w48_seed1,w48_seed2,w24_seed1,w24_seed2  # 20 more
     python scripts/design_budget.py [--sweep cpu|cpu_v3] [--out results/design_budget]
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _BASE = [(12, 0), (16, 0), (16, 1), (16, 2), (24, 0), (32, 0), (48, 0), (64, 0)]
 _SEEDS32, _SEEDS64, _W96 = [(32, 1), (32, 2)], [(64, 1), (64, 2)], [(96, 0)]
 _SEEDS96 = [(96, 1), (96, 2)]  # not in the preset: results/w96_seeds
+_SEEDS_MID = [(24, 1), (24, 2), (48, 1), (48, 2)]  # not in the preset: results/mid_seeds
 # sweep -> (the law each row reports, designs as (name, ladders (width, seed)))
 DESIGNS = {
     "cpu_v3": ("chinchilla", [
@@ -49,10 +52,13 @@ DESIGNS = {
         ("+ 2 seeds at width 64 (the cpu preset)", _BASE + _W96 + _SEEDS32 + _SEEDS64),
         ("the preset without width 96", _BASE + _SEEDS32 + _SEEDS64),
         ("the preset + 2 seeds at width 96", _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS96),
+        ("the preset + 2 seeds at widths 24 and 48", _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS_MID),
+        ("the preset + 2 seeds at widths 24, 48 and 96",
+         _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS_MID + _SEEDS96),
     ]),
 }
 # the runs outside the sweep's own results that a design may use: sweep -> result folders
-EXTRA = {"cpu_v3": [], "cpu": ["w96_seeds"]}
+EXTRA = {"cpu_v3": [], "cpu": ["w96_seeds", "mid_seeds"]}
 
 
 def _half(v) -> float:
