@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis import noise
-from harness.analysis.forms import CHINCHILLA, residual_bootstrap
+from harness.analysis.forms import CHINCHILLA, exponent_names, residual_bootstrap
 from harness.analysis.pipeline import N_RESAMPLES, fit_table
 from harness.analysis.table import from_records
 from harness.records import load_records
@@ -65,9 +65,9 @@ def _half(v) -> float:
     return (v[1] - v[0]) / 2
 
 
-def _law_row(law: dict) -> dict:
-    p = law["params"]  # kaplan names its exponents alpha_N and alpha_D
-    ka, kb = ("alpha" if "alpha" in p else "alpha_N"), ("beta" if "beta" in p else "alpha_D")
+def law_row(law: dict) -> dict:
+    """One fit.json law's exponents with their 95% half-widths and its checks, for a study's table."""
+    ka, kb = exponent_names(law["params"])
     return {"N_exponent": [law["params"][ka], law["ci95"][ka]], "D_exponent": [law["params"][kb], law["ci95"][kb]],
             "N_half_width": _half(law["ci95"][ka]), "D_half_width": _half(law["ci95"][kb]),
             "rms_log": law["rms_log"], "residual_pattern_r2": law["residual_pattern_r2"],
@@ -100,13 +100,13 @@ def main() -> None:
         rows.append({
             "design": name, "runs": len(use), "ladders": sorted(ladders), "core_s": round(core),
             "selected": sel, "law": law, "weighted_fit": bool((fit["replicate_noise"] or {}).get("weighted_fit")),
-            **_law_row(fit["laws"][law]),
+            **law_row(fit["laws"][law]),
             "top_C_error": top["reducible_error"], "top_C_better_baseline": min(
                 v for v in top["baselines"].values() if v is not None),
             "L_C_decades": line["decades_C"], "gamma_half_width": _half(line["gamma_ci95"]),
             "interaction_gamma": [fit["laws"]["interaction"]["params"]["gamma"], fit["laws"]["interaction"]["ci95"]["gamma"]],
             "sigma_seed_per_size": ((fit["replicate_noise"] or {}).get("by_size") or {}).get("per_size"),
-            "laws": {k: _law_row(fit["laws"][k]) for k in ("chinchilla", "interaction")},
+            "laws": {k: law_row(fit["laws"][k]) for k in ("chinchilla", "interaction")},
         })
         r = rows[-1]
         print(f"{name}: {r['runs']} runs, {core / 60:.1f} core-min; selected {sel}; {law}: N exp ±{r['N_half_width']:.3f}, "

@@ -73,7 +73,7 @@ log "install: $INSTALL_STATUS; PYTHONPATH=$PYTHONPATH; dry=$DRY; budget ${BUDGET
 REPORT_PY="$SCRATCH/gpu_check_report.py"
 cat >"$REPORT_PY" <<'PYEOF'
 """Assemble gpu_check.json / gpu_check.md from the parts' outputs (no torch needed)."""
-import csv, glob, json, math, os, re, statistics, time
+import csv, glob, json, os, statistics, time
 from pathlib import Path
 
 out, scratch, repo = (Path(os.environ[k]) for k in ("GPU_CHECK_OUT", "GPU_CHECK_SCRATCH_DIR", "GPU_CHECK_REPO"))
@@ -112,14 +112,6 @@ def pct(x):
 
 def verdict(met):
     return "n/a" if met is None else ("met" if met else "NOT met")
-
-
-def bench_rows(b):
-    rows = []
-    for r in b.get("shapes", []):
-        for row in [r] + ([r["compiled"]] if r.get("compiled") else []):
-            rows.append(row)
-    return rows
 
 
 # -- part 1

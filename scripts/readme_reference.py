@@ -23,6 +23,8 @@ import math
 import sys
 from pathlib import Path
 
+from harness.analysis.forms import exponent_names
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- reference:begin -->", "<!-- reference:end -->"
 
@@ -37,11 +39,6 @@ def _load(rel: str) -> dict:
 
 def _iv(v) -> str:
     return f"[{v[0]:.3g}, {v[1]:.3g}]"
-
-
-def _exponents(law: dict) -> tuple[str, str]:
-    p = law["params"]
-    return ("alpha" if "alpha" in p else "alpha_N"), ("beta" if "beta" in p else "alpha_D")
 
 
 def _sci(x: float) -> str:
@@ -148,7 +145,7 @@ def _previous_grid(v3: dict, short: dict, w96: dict, start: float) -> list[str]:
     """Why the grid changed: results/cpu_v3, results/short_budget, results/w96_check."""
     sel = v3["selected"]
     law = v3["laws"][sel]
-    a, b = _exponents(law)
+    a, b = exponent_names(law["params"])
     rows = short["rows"]
     full, drops = rows[0], rows[1:]
     shortest = sorted(drops, key=lambda r: r["dropped_D"])
@@ -206,7 +203,8 @@ def _this_budget(b: list[dict], timing: dict, fit: dict) -> list[str]:
     s96 = {round(p["N"]): p["sigma_log"] for p in more96["sigma_seed_per_size"]}
     n96, n64 = max(s96), sorted(s96)[-2]
     smid = {round(p["N"]): p["sigma_log"] for p in mid["sigma_seed_per_size"]}
-    n24, n32, n48 = sorted(set(smid) - set(s96))[0], sorted(s96)[1], sorted(set(smid) - set(s96))[1]
+    n24, n48 = sorted(set(smid) - set(s96))  # the sizes only results/mid_seeds replicates
+    n32 = sorted(s96)[1]
     nc = {r["N"]: r for r in _load("results/n_convention/cpu.json")["rows"]}
     nc_ne, nc_t = nc["params_nonembedding"]["laws"][law], nc["params_total"]["laws"][law]
     taus = {k: fit["laws"][k]["noise_model"]["tau_log"] for k in ("chinchilla", "kaplan", "interaction", "product")}
@@ -297,7 +295,7 @@ def render() -> str:
     F = fit["floor"]["value"]
     sel = fit["selected"]
     law = fit["laws"][sel]
-    ka, kb = _exponents(law)
+    ka, kb = exponent_names(law["params"])
     ci = law["ci95"]
     reps = fit["replicate_noise"]
     sizes, share, nm = reps["by_size"], reps["ladder_share"], law["noise_model"]
@@ -317,9 +315,9 @@ def render() -> str:
     one = timing.get("one_run")  # the preset timed from empty in one go, where measured
     minutes = (one or {}).get("wall_s", timing.get("wall_s_total", timing["wall_s"])) / 60
     v1law = v1["laws"][v1["selected"]]
-    v1a, v1b = _exponents(v1law)
+    v1a, v1b = exponent_names(v1law["params"])
     v2law = v2["laws"][v2["selected"]]
-    v2a, v2b = _exponents(v2law)
+    v2a, v2b = exponent_names(v2law["params"])
     ind_half = budget[-1]["N_half_width_independent_draws"]
     w64_extra = sum(float(r["wall_time_s"]) for r in rows if int(r["model.width"]) == 64 and int(r["train.seed"]) > 0)
     top_core = sum(float(r["wall_time_s"]) for r in rows if int(r["model.width"]) == widths[-1])

@@ -337,6 +337,12 @@ DATA_CONSTRAINED = {f.name: f for f in (MUENNIGHOFF, INTERACTION_RD)}
 LAWS = {**JOINT, **DATA_CONSTRAINED}  # every law of (N, D); the data-constrained ones also read U_D
 
 
+def exponent_names(params) -> tuple[str, str]:
+    """The names of a law's N and D exponents among its parameters (a fit.json law's
+    ``params``): alpha and beta, or kaplan's alpha_N and alpha_D."""
+    return ("alpha" if "alpha" in params else "alpha_N"), ("beta" if "beta" in params else "alpha_D")
+
+
 @dataclass
 class Fit:
     """A form fitted to rows ``x`` (n, d), losses ``y``; E fixed at ``floor`` or free."""
