@@ -308,3 +308,14 @@ def test_the_n_convention_refit_is_the_committed_fit_with_n_counted_otherwise():
     assert all(r["params_total"] > r["params_nonembedding"] for r in recs)
     # counting the embeddings adds most at the smallest sizes, so the N exponent steepens
     assert tot["laws"][fit["selected"]]["N_exponent"][0] > ne["laws"][fit["selected"]]["N_exponent"][0]
+
+
+def test_a_table_from_a_generator_of_records_is_the_table_from_their_list():
+    """from_records reads its records twice (the rows, then the held-out floor): given a
+    generator, as scripts pass it, it once fixed the fits at the entropy floor instead."""
+    from harness.analysis.table import from_records
+
+    recs = [r for r in load_records(ROOT / "results/cpu")[0] if r["status"] == "ok"]
+    a, b = from_records(recs), from_records(r for r in recs)
+    assert b.floor == a.floor == pytest.approx(json.loads((ROOT / "results/cpu/fit.json").read_text())["floor"]["value"], abs=1e-5)
+    assert b.floor_source == a.floor_source and b.ids == a.ids and b.family == a.family

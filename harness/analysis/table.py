@@ -117,6 +117,7 @@ def _probes(rec: dict) -> dict | None:
 
 def from_records(records: Iterable[dict], problems: Iterable[tuple] = (), source: str = "") -> Table:
     """The table of ``ok`` runs; other statuses go to ``excluded``."""
+    records = list(records)  # read twice (rows, then the floor): a generator would leave the floor unread
     rows, curves, excluded, floors, probes = [], [], [], set(), []
     for rec in sorted(records, key=lambda r: str(r["run_id"])):
         if rec.get("status") != "ok":
