@@ -1,20 +1,29 @@
 """What each extra minute of the cpu preset buys: nested designs refitted from committed runs.
 
-Each design is a set of the sweep's ladders (width, seed); its runs are taken from the
-committed records (same configs, so the same runs a smaller preset would have trained)
-and fitted as harness-fit fits them (400 resamples, no skills or figures). `--sweep cpu`
-(the preset, results/cpu) adds its ladders in steps, from widths 12 .. 64 with 3 seeds
-at 16 to all 65 runs, and refits beside them the 60 without width 96, the 75 with
-2 more seeds at width 96 (results/w96_seeds, trained for this), the 85 with 2 more at
-widths 24 and 48 (results/mid_seeds, likewise) and the 95 with both; `--sweep cpu_v3`
-(the previous preset) did the same on that grid. Each row reports which law that
-design's own selection picks, one law's exponents and checks (chinchilla for cpu_v3,
-interaction for cpu: each preset's selected law) and both laws' for comparison.
-Its cost is the designs' measured single-core training seconds (the records'
-wall_time_s; the sweep runs two at once, so wall minutes are about half).
+Each design is a set of ladders (width, seed) in one or more result folders; its runs
+are taken from the committed records (same configs, so the same runs a smaller or larger
+preset would have trained) and fitted as harness-fit fits them (400 resamples, no skills
+or figures). `--sweep cpu` (the preset, results/cpu) adds its ladders in steps, from
+widths 12 .. 64 with 3 seeds at 16 to all 65 runs, and refits beside them the 60 without
+width 96 and the preset with runs trained beyond it: 2 more seeds at width 96
+(results/w96_seeds), 2 more at widths 24 and 48 (results/mid_seeds), both, a width-128
+ladder (results/w128_ladder), a 0.51M-token run per ladder with its lr (results/short_branch:
+500 steps, the stable phase the ladder's own, so the 0.51M cooldown branch it would have
+had), the same at lr = 0.384 / width (results/short_lr, the best c at 0.51M in
+results/lr_rule), and width 128 with the 0.51M runs. `--sweep cpu_v3` (the previous
+preset) did the same on that grid. Each row reports which law that design's own
+selection picks, one law's exponents and checks (chinchilla for cpu_v3, interaction for
+cpu: each preset's selected law) and both laws' for comparison. Its cost is the
+designs' measured single-core training seconds (the records' wall_time_s; the sweep runs
+two at once, so wall minutes are about half; a 0.51M run trained alone costs about 5
+times what its cooldown branch would, 20% of its tokens).
 
     harness-sweep sweep=cpu sweep.name=w96_seeds ladder=w96_seed1,w96_seed2  # 10 runs beyond the preset
     harness-sweep sweep=cpu sweep.name=mid_seeds ladder=w48_seed1,w48_seed2,w24_seed1,w24_seed2  # 20 more
+    harness-sweep sweep=cpu sweep.name=w128_ladder ladder=w128  # 5 more
+    L=w128,w96,w64,w64_seed1,w64_seed2,w48,w32,w32_seed1,w32_seed2,w24,w16,w16_seed1,w16_seed2,w12
+    harness-sweep sweep=cpu sweep.name=short_branch data.tokens=512000 ladder=$L  # 14 more
+    harness-sweep sweep=cpu sweep.name=short_lr data.tokens=512000 "train.lr='${over:0.384,${model.width}}'" ladder=$L
     python scripts/design_budget.py [--sweep cpu|cpu_v3] [--out results/design_budget]
 """
 from __future__ import annotations
@@ -35,30 +44,51 @@ from harness.records import load_records
 ROOT = Path(__file__).resolve().parent.parent
 _BASE = [(12, 0), (16, 0), (16, 1), (16, 2), (24, 0), (32, 0), (48, 0), (64, 0)]
 _SEEDS32, _SEEDS64, _W96 = [(32, 1), (32, 2)], [(64, 1), (64, 2)], [(96, 0)]
+_PRESET = _BASE + _W96 + _SEEDS32 + _SEEDS64
 _SEEDS96 = [(96, 1), (96, 2)]  # not in the preset: results/w96_seeds
 _SEEDS_MID = [(24, 1), (24, 2), (48, 1), (48, 2)]  # not in the preset: results/mid_seeds
-# sweep -> (the law each row reports, designs as (name, ladders (width, seed)))
+_W128 = [(128, 0)]  # not in the preset: results/w128_ladder
+# sweep -> (the law each row reports, designs as (name, {result folder: ladders (width, seed)})):
+# a design takes every run of those ladders in those folders (results/short_branch and
+# results/short_lr hold one 0.51M-token run per ladder, the others whole ladders)
 DESIGNS = {
     "cpu_v3": ("chinchilla", [
-        ("previous preset: widths 16-64, 3 seeds at 16", _BASE[1:]),
-        ("+ width 12", _BASE),
-        ("+ 2 seeds at width 32", _BASE + _SEEDS32),
-        ("+ 2 seeds at width 64 (the cpu preset)", _BASE + _SEEDS32 + _SEEDS64),
+        ("previous preset: widths 16-64, 3 seeds at 16", {"cpu_v3": _BASE[1:]}),
+        ("+ width 12", {"cpu_v3": _BASE}),
+        ("+ 2 seeds at width 32", {"cpu_v3": _BASE + _SEEDS32}),
+        ("+ 2 seeds at width 64 (the cpu preset)", {"cpu_v3": _BASE + _SEEDS32 + _SEEDS64}),
     ]),
     "cpu": ("interaction", [
-        ("widths 12-64, 3 seeds at 16", _BASE),
-        ("+ width 96", _BASE + _W96),
-        ("+ 2 seeds at width 32", _BASE + _W96 + _SEEDS32),
-        ("+ 2 seeds at width 64 (the cpu preset)", _BASE + _W96 + _SEEDS32 + _SEEDS64),
-        ("the preset without width 96", _BASE + _SEEDS32 + _SEEDS64),
-        ("the preset + 2 seeds at width 96", _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS96),
-        ("the preset + 2 seeds at widths 24 and 48", _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS_MID),
-        ("the preset + 2 seeds at widths 24, 48 and 96",
-         _BASE + _W96 + _SEEDS32 + _SEEDS64 + _SEEDS_MID + _SEEDS96),
+        ("widths 12-64, 3 seeds at 16", {"cpu": _BASE}),
+        ("+ width 96", {"cpu": _BASE + _W96}),
+        ("+ 2 seeds at width 32", {"cpu": _BASE + _W96 + _SEEDS32}),
+        ("+ 2 seeds at width 64 (the cpu preset)", {"cpu": _PRESET}),
+        ("the preset without width 96", {"cpu": _BASE + _SEEDS32 + _SEEDS64}),
+        ("the preset + 2 seeds at width 96", {"cpu": _PRESET, "w96_seeds": _SEEDS96}),
+        ("the preset + 2 seeds at widths 24 and 48", {"cpu": _PRESET, "mid_seeds": _SEEDS_MID}),
+        ("the preset + 2 seeds at widths 24, 48 and 96", {"cpu": _PRESET, "w96_seeds": _SEEDS96, "mid_seeds": _SEEDS_MID}),
+        ("the preset + width 128", {"cpu": _PRESET, "w128_ladder": _W128}),
+        ("the preset + a 0.51M branch per ladder", {"cpu": _PRESET, "short_branch": _PRESET}),
+        ("the preset + 0.51M runs at lr 0.384 / width", {"cpu": _PRESET, "short_lr": _PRESET}),
+        ("the preset + width 128, 0.51M branches", {"cpu": _PRESET, "w128_ladder": _W128,
+                                                   "short_branch": _PRESET + _W128}),
     ]),
 }
-# the runs outside the sweep's own results that a design may use: sweep -> result folders
-EXTRA = {"cpu_v3": [], "cpu": ["w96_seeds", "mid_seeds"]}
+
+
+# folders whose runs belong to the preset's own ladders: each is a ladder's run at another D
+# (the same config but data.tokens), trained by another sweep
+JOINS_LADDERS = ("short_branch",)
+
+
+def _as_ladder_run(rec: dict, sweep: str) -> dict:
+    """A run another sweep trained for one of ``sweep``'s ladders, read as that ladder's:
+    the fit's families (records.family_id) key on the whole config but D, the sweep's name
+    included, and this run shares the ladder's init, data order and stable phase, so its
+    seed offset is the ladder's (results/short_branch's 0.51M runs equal the previous
+    preset's, whose ladders had them as branches, within 2e-6 nats)."""
+    cfg = {**rec["config"], "sweep": {**rec["config"]["sweep"], "name": sweep}}
+    return {**rec, "config": cfg}
 
 
 def _half(v) -> float:
@@ -82,14 +112,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "design_budget")
     a = ap.parse_args()
     row_law, designs = DESIGNS[a.sweep]
-    recs = [r for d in [a.sweep, *EXTRA[a.sweep]] for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"]
     key = lambda r: (r["config"]["model"]["width"], r["config"]["train"]["seed"])  # noqa: E731
-    missing = {lad for _, ladders in designs for lad in ladders} - {key(r) for r in recs}
+    folders = sorted({d for _, parts in designs for d in parts})
+    recs = {d: [_as_ladder_run(r, a.sweep) if d in JOINS_LADDERS else r
+                for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"] for d in folders}
+    missing = {(d, lad) for _, parts in designs for d, ladders in parts.items() for lad in ladders} - \
+        {(d, key(r)) for d, rs in recs.items() for r in rs}
     if missing:
-        raise SystemExit(f"results/{{{','.join([a.sweep, *EXTRA[a.sweep]])}}} have no runs for ladders {sorted(missing)}")
+        raise SystemExit(f"no committed runs for (folder, ladder) {sorted(missing)}")
     rows = []
-    for name, ladders in designs:
-        use = [r for r in recs if key(r) in set(ladders)]
+    for name, parts in designs:
+        use = [r for d, ladders in parts.items() for r in recs[d] if key(r) in set(ladders)]
         core = sum(r["wall_time_s"] for r in use)
         with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
             fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
@@ -98,7 +131,8 @@ def main() -> None:
         line = fit["laws"]["L_C"]["fixed_floor_line"]
         top = fit["extrapolation"]["top_C"]
         rows.append({
-            "design": name, "runs": len(use), "ladders": sorted(ladders), "core_s": round(core),
+            "design": name, "runs": len(use), "parts": {d: sorted(lads) for d, lads in parts.items()},
+            "core_s": round(core),
             "selected": sel, "law": law, "weighted_fit": bool((fit["replicate_noise"] or {}).get("weighted_fit")),
             **law_row(fit["laws"][law]),
             "top_C_error": top["reducible_error"], "top_C_better_baseline": min(

@@ -89,7 +89,7 @@ def main() -> None:
                                    "mean_half_width": float(np.mean(iv[:, 1] - iv[:, 0]) / 2),
                                    "sampling_sd": sd, "ideal_half_width": 1.959964 * sd}
     res = {"what": " ".join(__doc__.split("\n\n")[1].split()), "sweep": "results/cpu", "runs": len(d["X"]),
-           "ladders": len(set(d["family"])), "true": dict(zip(CHINCHILLA.names, d["true"].tolist())),
+           "ladders": len(set(d["family"])), "true": dict(zip(CHINCHILLA.names, d["true"].tolist())), "floor": d["floor"],
            "sweeps": a.sweeps, "resamples": a.resamples, "nominal": 0.95, "summary": summary,
            "rho_mean_per_size": np.mean([r["rho"] for r in rows], axis=0).tolist(),
            "wall_s": round(time.time() - t0, 1), "per_sweep": rows}

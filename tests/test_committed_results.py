@@ -266,17 +266,19 @@ def test_the_text_sweep_fits_free_E_and_records_its_epochs(refit):
 
 
 def test_the_design_budgets_full_design_is_the_committed_fit():
-    """results/design_budget/cpu.json's row with the preset's ladders is results/cpu/fit.json's
-    own fit (same runs, same law), and each design's runs are committed ones (the preset's, or
-    results/w96_seeds' and results/mid_seeds' seeds beyond it): the README's table of what each
-    minute buys is read off the runs it describes."""
+    """results/design_budget/cpu.json's row with the preset's ladders alone is
+    results/cpu/fit.json's own fit (same runs, same law), and each design's runs are
+    committed ones (the preset's, or runs trained beyond it: results/w96_seeds' and
+    results/mid_seeds' seeds, results/w128_ladder, and one 0.51M run per ladder in
+    results/short_branch and results/short_lr): the README's table of what each minute
+    buys is read off the runs it describes."""
     steps = json.loads((ROOT / "results/design_budget/cpu.json").read_text())["steps"]
     fit = json.loads((ROOT / "results/cpu/fit.json").read_text())
     key = lambda r: (r["config"]["model"]["width"], r["config"]["train"]["seed"])  # noqa: E731
-    recs = [r for r in load_records(ROOT / "results/cpu")[0] if r["status"] == "ok"]
-    extra = [r for d in ("w96_seeds", "mid_seeds") for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"]
+    ok = lambda d: [r for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"]  # noqa: E731
+    recs = ok("cpu")
     ladders = {key(r) for r in recs}
-    full = [s for s in steps if {tuple(x) for x in s["ladders"]} == ladders]
+    full = [s for s in steps if list(s["parts"]) == ["cpu"] and {tuple(x) for x in s["parts"]["cpu"]} == ladders]
     assert len(full) == 1 and full[0]["runs"] == len(recs)
     full = full[0]
     assert full["selected"] == fit["selected"] and full["law"] == fit["selected"]
@@ -284,12 +286,68 @@ def test_the_design_budgets_full_design_is_the_committed_fit():
     assert full["N_exponent"][0] == pytest.approx(law["params"]["alpha"], rel=1e-3)
     assert full["D_half_width"] == pytest.approx((law["ci95"]["beta"][1] - law["ci95"]["beta"][0]) / 2, rel=1e-2)
     assert full["L_C_decades"] == pytest.approx(fit["laws"]["L_C"]["fixed_floor_line"]["decades_C"], rel=1e-6)
-    assert {key(r) for r in extra} == {(96, 1), (96, 2), (24, 1), (24, 2), (48, 1), (48, 2)} and len(extra) == 30
-    assert not ladders & {key(r) for r in extra}  # the extra seeds are not the preset's own
+    extra = {d: ok(d) for d in ("w96_seeds", "mid_seeds", "w128_ladder")}
+    assert {key(r) for rs in extra.values() for r in rs} == {(96, 1), (96, 2), (24, 1), (24, 2), (48, 1), (48, 2),
+                                                             (128, 0)}
+    assert not ladders & {key(r) for rs in extra.values() for r in rs}  # the extra seeds are not the preset's own
+    for d in ("short_branch", "short_lr"):  # one 0.51M run per ladder, the preset's and width 128's
+        runs = ok(d)
+        assert sorted(key(r) for r in runs) == sorted(ladders | {(128, 0)}) and {r["tokens"] for r in runs} == {512000}
+    assert all(r["lr"] == pytest.approx(0.384 / r["config"]["model"]["width"]) for r in ok("short_lr"))
     for s in steps:
-        use = [r for r in recs + extra if key(r) in {tuple(x) for x in s["ladders"]}]
-        assert len({tuple(x) for x in s["ladders"]}) * 5 == s["runs"] == len(use)
+        use = [r for d, lads in s["parts"].items() for r in (recs if d == "cpu" else ok(d))
+               if key(r) in {tuple(x) for x in lads}]
+        assert s["runs"] == len(use) == sum(len(v) * (1 if d.startswith("short") else 5) for d, v in s["parts"].items())
         assert s["core_s"] == round(sum(r["wall_time_s"] for r in use))
+
+
+def test_a_run_on_a_ladder_trained_by_another_sweep_is_its_branch():
+    """results/short_branch's 0.51M runs have the preset's ladder configs (but D and the
+    sweep's name): their WSD stable phase is the ladder's, so each equals the previous
+    preset's 0.51M branch of that ladder (results/cpu_v3, trained as a ladder on
+    another CPU) to well below the seeds' spread. scripts/design_budget.py counts them in
+    their ladder's family on that ground."""
+    key = lambda r: (r["config"]["model"]["width"], r["config"]["train"]["seed"], r["tokens"])  # noqa: E731
+    v3 = {key(r): r["final_val_loss"] for r in load_records(ROOT / "results/cpu_v3")[0] if r["status"] == "ok"}
+    short = [r for r in load_records(ROOT / "results/short_branch")[0] if r["status"] == "ok"]
+    shared = [r for r in short if key(r) in v3]
+    assert len(shared) == 12
+    assert max(abs(r["final_val_loss"] - v3[key(r)]) for r in shared) < 1e-5
+
+
+def test_the_range_simulation_is_drawn_from_the_committed_fit():
+    """results/range_sim/cpu.json simulates from results/cpu's interaction law and its
+    measured noise, and its first design is the preset's own runs (N, D and ladders)."""
+    sim = json.loads((ROOT / "results/range_sim/cpu.json").read_text())
+    fit = json.loads((ROOT / "results/cpu/fit.json").read_text())
+    law = fit["laws"][sim["law"]]
+    assert sim["true"] == law["params"] and sim["tau_log"] == law["noise_model"]["tau_log"]
+    assert sim["floor"] == fit["floor"]["value"]
+    recs = [r for r in load_records(ROOT / "results/cpu")[0] if r["status"] == "ok"]
+    preset = sim["designs"][0]
+    assert preset["runs"] == len(recs)
+    assert {int(w): v["seeds"] for w, v in preset["ladders"].items()} == {
+        w: len({r["config"]["train"]["seed"] for r in recs if r["config"]["model"]["width"] == w})
+        for w in {r["config"]["model"]["width"] for r in recs}}
+    assert all(v["budgets"] == sorted({r["tokens"] for r in recs}) for v in preset["ladders"].values())
+    n = [r["params_nonembedding"] for r in recs]
+    assert preset["N_decades"] == pytest.approx(math.log10(max(n) / min(n)))
+    for d in sim["designs"]:
+        assert d["runs"] == sum(v["seeds"] * len(v["budgets"]) for v in d["ladders"].values())
+
+
+def test_the_bootstrap_seed_study_includes_the_committed_intervals():
+    """results/bootstrap_mc/cpu.json's committed-seed row is results/cpu/fit.json's own
+    interval, so the spread it reports around it is that interval's Monte Carlo error."""
+    mc = json.loads((ROOT / "results/bootstrap_mc/cpu.json").read_text())
+    fit = json.loads((ROOT / "results/cpu/fit.json").read_text())
+    law = fit["laws"][mc["law"]]
+    own = next(r for r in mc["seeds"] if r["seed"] == mc["committed_seed"])
+    assert mc["law"] == fit["selected"] and mc["resamples"] == fit["settings"]["bootstrap"]["resamples"]
+    assert own["N_exponent_ci95"] == pytest.approx(law["ci95"]["alpha"], rel=1e-2)
+    assert own["D_exponent_ci95"] == pytest.approx(law["ci95"]["beta"], rel=1e-2)
+    assert len({r["seed"] for r in mc["seeds"]}) == len(mc["seeds"]) >= 10
+    assert mc["summary"]["N_half_width"]["sd"] > 0
 
 
 def test_the_n_convention_refit_is_the_committed_fit_with_n_counted_otherwise():
