@@ -54,6 +54,14 @@ def main() -> None:
                       "committed_seed": own, "committed_rank": int((v < own).sum()) + 1}
         print(f"{k}: mean {v.mean():.4f} sd {v.std(ddof=1):.4f}; the committed seed {SEED} ranks "
               f"{summary[k]['committed_rank']} of {len(v)}")
+    ends = {k: np.array([r[k] for r in rows]).std(axis=0, ddof=1).tolist() for k in ("N_exponent_ci95", "D_exponent_ci95")}
+    mc = committed["laws"][law_name].get("ci95_mc_sd")
+    ka, kb = exponent_names(committed["laws"][law_name]["params"])
+    summary["endpoint_sd_over_seeds"] = ends
+    summary["endpoint_sd_estimated_by_the_committed_fit"] = (
+        {"N_exponent_ci95": mc[ka], "D_exponent_ci95": mc[kb]} if mc else None)  # fit.json ci95_mc_sd
+    print(f"endpoint sd over seeds {ends}; the committed fit's own estimate (ci95_mc_sd) "
+          f"{summary['endpoint_sd_estimated_by_the_committed_fit']}")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "cpu.json").write_text(json.dumps({
         "what": " ".join(__doc__.split("\n\n")[1].split()), "sweep": "results/cpu", "law": law_name,

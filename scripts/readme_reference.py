@@ -38,6 +38,10 @@ def _load(rel: str) -> dict:
     return json.loads((ROOT / rel).read_text())
 
 
+def _pair(v) -> str:
+    return f"({v[0]:.3f}, {v[1]:.3f})"
+
+
 def _records(rel: str) -> list[dict]:
     """A committed results folder's ok run records."""
     return [r for r in load_records(ROOT / rel)[0] if r["status"] == "ok"]
@@ -588,7 +592,12 @@ def render() -> str:
         f"and {mcs['D_half_width']['committed_rank']} of {len(mc['seeds'])}, narrowest first): read the table's "
         f"half-widths to about ±{max(mcs['N_half_width']['sd'], mcs['D_half_width']['sd']):.3f}, and differences "
         f"between its rows below about {2 * max(mcs['N_half_width']['sd'], mcs['D_half_width']['sd']):.2f} as "
-        f"unresolved.",
+        f"unresolved. Every fit.json now gives each interval endpoint's Monte Carlo error (`ci95_mc_sd`, the "
+        f"percentile's spread over resamples of the draws): here "
+        f"{_pair(law['ci95_mc_sd'][ka])} for the N exponent's ends and {_pair(law['ci95_mc_sd'][kb])} for the D "
+        f"exponent's, against {_pair(mcs['endpoint_sd_over_seeds']['N_exponent_ci95'])} and "
+        f"{_pair(mcs['endpoint_sd_over_seeds']['D_exponent_ci95'])} over the {len(mc['seeds'])} seeds: a rough "
+        f"estimate, of the right size.",
         "",
         *_this_budget(budget_now, timing, fit),
         "",

@@ -31,7 +31,7 @@ BYTE_IDENTICAL = ["cpu", "isoflop"]
 
 
 # what depends on the bootstrap: left out of the quick point-estimate comparison
-BOOT_KEYS = {"ci95", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "bootstrap", "noise_log",
+BOOT_KEYS = {"ci95", "ci95_mc_sd", "ci95_at_bound", "bootstrap_resamples", "bootstrap_skipped", "bootstrap_params", "bootstrap", "noise_log",
              "no_optimum_share", "surface_ci95", "agree", "settings", "figures", "R_D*_ci95", "R_N*_ci95",
              "interval", "loss_interval", "accuracy_interval", "inside", "resamples"}  # skills: from the draws
 

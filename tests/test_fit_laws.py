@@ -90,6 +90,23 @@ def test_residual_bootstrap_intervals_contain_the_truth():
         assert ci[k][1] / ci[k][0] < (10 if k in ("A", "B") else 2), (k, ci[k])
 
 
+def test_an_intervals_monte_carlo_error_is_the_spread_over_bootstrap_seeds():
+    """ci95_mc_sd, read off one bootstrap's draws, sizes how far the interval's endpoints
+    move when the bootstrap is redrawn with another seed: over the four parameters' eight
+    endpoints the two agree to within a factor of 2 on average, and both shrink with more draws."""
+    X, y = _data(CHINCHILLA, P_ADD, sigma=0.01, nN=4, nD=4, seed=1)
+    fit = fit_form(CHINCHILLA, X, y, 1.8)
+    ends = np.array([[v for k in CHINCHILLA.names for v in residual_bootstrap(fit, 150, seed=s).ci95()[k]]
+                     for s in range(10)])
+    measured = ends.std(axis=0, ddof=1)
+    est = residual_bootstrap(fit, 150, seed=99).ci95_mc_sd()
+    estimated = np.array([v for k in CHINCHILLA.names for v in est[k]])
+    ratio = np.exp(np.mean(np.log(estimated / measured)))
+    assert 0.5 < ratio < 2.0, (ratio, estimated, measured)
+    more = residual_bootstrap(fit, 600, seed=99).ci95_mc_sd()
+    assert np.mean([v for k in CHINCHILLA.names for v in more[k]]) < 0.75 * estimated.mean()
+
+
 # -- selection by held-out error ----------------------------------------------------------
 
 def _selection(form, p, sigma=0.005, seed=0):

@@ -174,7 +174,7 @@ def test_a_folder_without_records_is_refused_and_nothing_is_written(tmp_path, ca
 
 ROOT = Path(__file__).resolve().parents[1]
 # what depends on the bootstrap draws (or on how many were asked for)
-DRAWN = {"ci95", "bootstrap_params", "bootstrap_resamples", "bootstrap_skipped", "noise_log", "interval",
+DRAWN = {"ci95", "ci95_mc_sd", "bootstrap_params", "bootstrap_resamples", "bootstrap_skipped", "noise_log", "interval",
          "loss_interval", "accuracy_interval", "inside", "resamples", "ci95_at_bound"}
 
 

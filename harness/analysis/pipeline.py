@@ -20,7 +20,7 @@ from harness.analysis import compute_optimal as co
 from harness.analysis import noise, selection
 from harness.analysis._threads import blas_threads
 from harness.analysis.errors import AnalysisWarning
-from harness.analysis.forms import (DATA_CONSTRAINED, JOINT, LAWS, LSQ, MUENNIGHOFF_RD, POWER, REFINE, Fit, fit_form,
+from harness.analysis.forms import (DATA_CONSTRAINED, JOINT, LAWS, LSQ, MC_RESAMPLES, MUENNIGHOFF_RD, POWER, REFINE, Fit, fit_form,
                                     residual_bootstrap)
 from harness.analysis.data_constrained import summarize as dc_summary
 from harness.analysis.frontier import envelope_by, frontier_points, group_values, line_fit
@@ -250,6 +250,9 @@ def law_json(name: str, fit: Fit | None, pts: dict, floor: float | None) -> dict
                r2_log=fit.r2_log, rms_log=fit.rms_log, objective=fit.objective, n_params=fit.n_params,
                starts_agreeing=fit.starts_agreeing, n_starts=fit.n_starts,
                bootstrap_resamples=0 if bp is None else len(bp), residuals=fit.log_residuals, point_ids=pts["ids"])
+    mc = fit.ci95_mc_sd() if out["ci95"] else None
+    if mc:
+        out["ci95_mc_sd"] = {rename(k): v for k, v in mc.items()}
     if fit.floor is not None:
         out["fixed"] = {"E": fit.floor}
     if fit.at_bound():
@@ -444,7 +447,9 @@ def _settings(n_resamples: int, seed: int, delta: float | None, weighted: bool =
                       "(ladders), noise.ladder_bootstrap: the seed part shared by a family's runs in the share "
                       "replicate_noise.ladder_share measures, the seeds' spread and that share re-measured and the "
                       "weights redone on each resample); refitted from the point estimate; "
-                      "percentile 95% intervals; laws the data cannot identify are not bootstrapped"},
+                      "percentile 95% intervals; laws the data cannot identify are not bootstrapped; each law's "
+                      "ci95_mc_sd: the Monte Carlo standard deviation of each interval endpoint (the percentile over "
+                      f"{MC_RESAMPLES} resamples of the draws), the digits a finite bootstrap can claim"},
         "selection": f"lowest mean reducible_error over the hold-outs {', '.join(selection.HOLDOUTS)}; forms within "
                      f"{selection.NEAR_TIE:.0%} of it are tied and the fewest parameters wins",
     }
