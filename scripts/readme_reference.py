@@ -108,7 +108,7 @@ def _smallest_size(st: dict, sel: str) -> list[str]:
         f"its runs carry the least weight), to be read with this caveat. The lr rule holds at "
         f"width 12: lr ×0.5 and ×2 (`results/w12_lr`) beat it by at most {gain:.4f} nats at any budget.",
         "",
-        f"![width 12, five seeds, against the committed law](results/w12_seeds/w12_seeds.png)",
+        "![width 12, five seeds, against the committed law](results/w12_seeds/w12_seeds.png)",
     ]
 
 
@@ -178,7 +178,7 @@ def _previous_grid(v3: dict, short: dict, w96: dict, start: float) -> list[str]:
            f"at the short end.",
            "",
            f"- **The lr rule is off there.** At {_sci(shortest[0]['dropped_D'])} tokens (500 steps) lr = 0.192 / "
-           f"width gives up " + ", ".join(f"{g:.4f}" for g in gap.values()) + " nats against the best lr at widths "
+           "width gives up " + ", ".join(f"{g:.4f}" for g in gap.values()) + " nats against the best lr at widths "
            + ", ".join(map(str, gap)) + " (`results/lr_rule`; widths to 80 measured before any of this), as much as "
            "the law's "
            f"misfit; a ladder shares one lr, so its short branches cannot have their own.",
@@ -354,7 +354,6 @@ def render() -> str:
     timing, timing3 = _load("results/cpu/timing.json"), _load("results/cpu_v3/timing.json")
     v3, short, w96 = _load("results/cpu_v3/fit.json"), _load("results/short_budget/study.json"), _load("results/w96_check/check.json")
     v3law = v3["laws"][v3["selected"]]
-    w96_core = sum(json.loads(p.read_text())["wall_time_s"] for p in (ROOT / "results/w96_check/runs").glob("*.json"))
     pred, chk = _load("results/predict_check/prediction.json"), _load("results/predict_check/check.json")
     chk1, chk2 = _load("results/predict_check_v1/check.json"), _load("results/predict_check_v2/check.json")
     chk3, pred3 = _load("results/predict_check_v3/check.json"), _load("results/predict_check_v3/prediction.json")

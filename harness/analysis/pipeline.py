@@ -20,8 +20,8 @@ from harness.analysis import compute_optimal as co
 from harness.analysis import noise, selection
 from harness.analysis._threads import blas_threads
 from harness.analysis.errors import AnalysisWarning
-from harness.analysis.forms import (DATA_CONSTRAINED, JOINT, LAWS, LSQ, MC_RESAMPLES, MUENNIGHOFF_RD, POWER, REFINE, Fit, fit_form,
-                                    residual_bootstrap)
+from harness.analysis.forms import (DATA_CONSTRAINED, JOINT, LAWS, LSQ, MC_RESAMPLES, MUENNIGHOFF_RD, POWER, REFINE,
+                                    Fit, fit_form, residual_bootstrap)
 from harness.analysis.data_constrained import summarize as dc_summary
 from harness.analysis.frontier import envelope_by, frontier_points, group_values, line_fit
 from harness.analysis.isoflop import fit_isoflop
