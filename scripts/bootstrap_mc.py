@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from harness.analysis.forms import exponent_names
-from harness.analysis.pipeline import N_RESAMPLES, SEED, fit_table
+from harness.analysis.pipeline import N_RESAMPLES, SEED, fit_dict
 from harness.analysis.table import from_records
 from harness.records import load_records
 
@@ -38,8 +37,7 @@ def main() -> None:
     table = from_records(r for r in load_records(SWEEP)[0] if r["status"] == "ok")
     t0, rows = time.time(), []
     for seed in range(a.seeds):
-        with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
-            law = fit_table(table, tmp, seed=seed, figures=False, skills=False)["fit"]["laws"][law_name]
+        law = fit_dict(table, seed=seed, skills=False)["laws"][law_name]
         ka, kb = exponent_names(law["params"])
         rows.append({"seed": seed, "N_exponent_ci95": law["ci95"][ka], "D_exponent_ci95": law["ci95"][kb],
                      "N_half_width": (law["ci95"][ka][1] - law["ci95"][ka][0]) / 2,

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from harness.analysis import noise
 from harness.analysis.forms import CHINCHILLA, exponent_names, residual_bootstrap
-from harness.analysis.pipeline import N_RESAMPLES, fit_table
+from harness.analysis.pipeline import N_RESAMPLES, fit_dict
 from harness.analysis.table import from_records
 from harness.records import load_records
 
@@ -124,8 +123,7 @@ def main() -> None:
     for name, parts in designs:
         use = [r for d, ladders in parts.items() for r in recs[d] if key(r) in set(ladders)]
         core = sum(r["wall_time_s"] for r in use)
-        with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
-            fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
+        fit = fit_dict(from_records(use), skills=False)
         sel = fit["selected"]
         law = row_law
         line = fit["laws"]["L_C"]["fixed_floor_line"]

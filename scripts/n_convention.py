@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import tempfile
 from pathlib import Path
 
 from design_budget import law_row  # scripts/ is on the path when a script runs
 
-from harness.analysis.pipeline import fit_table
+from harness.analysis.pipeline import fit_dict
 from harness.analysis.table import from_records
 from harness.records import load_records
 
@@ -43,8 +42,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "n_convention")
     a = ap.parse_args()
     recs = [r for r in load_records(ROOT / "results" / a.sweep)[0] if r["status"] == "ok"]
-    with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
-        total = fit_table(from_records([_as_total(r) for r in recs]), tmp, figures=False, skills=False)["fit"]
+    total = fit_dict(from_records([_as_total(r) for r in recs]), skills=False)
     fits = {"params_nonembedding": json.loads((ROOT / "results" / a.sweep / "fit.json").read_text()),
             "params_total": total}
     rows = []

@@ -47,9 +47,7 @@ def one_sweep(k: int, resamples: int, d: dict) -> dict:
     rng = np.random.default_rng(1000 + k)
     X, fam, F = d["X"], d["family"], d["floor"]
     _, idx = np.unique(np.asarray(fam, dtype=str), return_inverse=True)
-    u = rng.standard_normal(idx.max() + 1)[idx]
-    logy = (np.log(CHINCHILLA.loss(d["true"], F, X)[0])
-            + d["sd"] * (np.sqrt(d["rho"]) * u + np.sqrt(1 - d["rho"]) * rng.standard_normal(len(X))))
+    logy = np.log(CHINCHILLA.loss(d["true"], F, X)[0]) + noise.ladder_noise(rng, d["sd"], d["rho"], idx)
     y = np.exp(logy)
     sizes = noise.by_size(X, y)
     sd = noise.seed_sigma(sizes, X[:, 0])

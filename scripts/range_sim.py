@@ -88,9 +88,7 @@ def one_sweep(k: int, X: np.ndarray, fam: list, true: np.ndarray, floor: float, 
     sd = noise.seed_sigma(reps["by_size"], X[:, 0])
     rho = np.clip(noise.rho_at(reps["ladder_share"], X[:, 0]), 0.0, noise.RHO_MAX)
     _, idx = np.unique(np.asarray(fam, dtype=str), return_inverse=True)
-    u = rng.standard_normal(idx.max() + 1)[idx]
-    logy = (np.log(INTERACTION.loss(true, floor, X)[0])
-            + sd * (np.sqrt(rho) * u + np.sqrt(1 - rho) * rng.standard_normal(len(X)))
+    logy = (np.log(INTERACTION.loss(true, floor, X)[0]) + noise.ladder_noise(rng, sd, rho, idx)
             + tau * rng.standard_normal(len(X)))
     y = np.exp(logy)
     sizes = noise.by_size(X, y)
@@ -100,12 +98,12 @@ def one_sweep(k: int, X: np.ndarray, fam: list, true: np.ndarray, floor: float, 
     return fit.params["alpha"], fit.params["beta"], fit.params["gamma"]
 
 
-def per_token_cost(budgets: list) -> tuple[dict, dict, list]:
+def per_token_cost(budgets: list, recs: list[dict]) -> tuple[dict, dict, list]:
     """Measured single-core seconds per ladder token by width (seed-0 ladders of the
     preset's budgets), each width's params_total, and the line in params_total beyond."""
     core, total = {}, {}
     for d in MEASURED:
-        for r in load_records(ROOT / "results" / d)[0]:
+        for r in recs if d == SWEEP.name else load_records(ROOT / "results" / d)[0]:
             if r["status"] == "ok" and r["config"]["train"]["seed"] == 0 and r["tokens"] in budgets:
                 w = r["config"]["model"]["width"]
                 core[w] = core.get(w, 0.0) + r["wall_time_s"]
@@ -127,7 +125,7 @@ def main() -> None:
     tau = law["noise_model"]["tau_log"]
     recs = load_records(SWEEP)[0]
     budgets, like = sorted({int(r["tokens"]) for r in recs}), recs[0]
-    k, _, line = per_token_cost(budgets)
+    k, _, line = per_token_cost(budgets, recs)
     t0, rows = time.time(), []
     for name, spec in designs(budgets).items():
         X, fam = design_rows(spec, like)

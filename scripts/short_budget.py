@@ -3,7 +3,7 @@
 The cpu_v3 preset (60 runs: 6 widths x 5 WSD budgets, 0.51M .. 8.19M tokens) selected
 chinchilla with a misfit tau beyond the seeds and a patterned residual surface. Each
 row here refits its records without one budget (48 runs), as harness-fit fits a sweep
-(fit_table on the records, 400 resamples), and reports the chinchilla law: its
+(fit_dict on the records, 400 resamples), and reports the chinchilla law: its
 exponents' 95% half-widths, tau, the residual pattern R², the free-E diagnostic and the
 held-out selection. If the misfit sat everywhere, every row would keep it.
 
@@ -12,10 +12,9 @@ held-out selection. If the misfit sat everywhere, every row would keep it.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-from harness.analysis.pipeline import fit_table
+from harness.analysis.pipeline import fit_dict
 from harness.analysis.table import from_records
 from harness.records import load_records
 
@@ -25,8 +24,7 @@ SWEEP, OUT = ROOT / "results" / "cpu_v3", ROOT / "results" / "short_budget"
 
 def _row(dropped, recs: list[dict]) -> dict:
     use = [r for r in recs if r["tokens"] != dropped]
-    with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
-        fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
+    fit = fit_dict(from_records(use), skills=False)
     law = fit["laws"]["chinchilla"]
     half = {k: (b - a) / 2 for k, (a, b) in law["ci95"].items()}
     return {"dropped_D": dropped, "runs": len(use), "selected": fit["selected"],

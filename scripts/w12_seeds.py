@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from harness.analysis.forms import JOINT
-from harness.analysis.pipeline import fit_table
+from harness.analysis.pipeline import fit_dict
 from harness.analysis.table import from_records
 from harness.records import load_records
 
@@ -53,8 +52,7 @@ def _half(v) -> float:
 def _joined(extra_seeds: int, cpu: list[dict], new: list[dict]) -> dict:
     """The cpu preset's records plus the width-12 seeds 1 .. extra_seeds, fitted."""
     use = cpu + [r for r in new if 1 <= r["config"]["train"]["seed"] <= extra_seeds]
-    with tempfile.TemporaryDirectory() as tmp:  # fit_table writes fit.json and report.md: here, thrown away
-        fit = fit_table(from_records(use), tmp, figures=False, skills=False)["fit"]
+    fit = fit_dict(from_records(use), skills=False)
     sel = fit["selected"]
     chin, inter = fit["laws"]["chinchilla"], fit["laws"]["interaction"]
     return {

@@ -275,7 +275,9 @@ def test_the_design_budgets_full_design_is_the_committed_fit():
     steps = json.loads((ROOT / "results/design_budget/cpu.json").read_text())["steps"]
     fit = json.loads((ROOT / "results/cpu/fit.json").read_text())
     key = lambda r: (r["config"]["model"]["width"], r["config"]["train"]["seed"])  # noqa: E731
-    ok = lambda d: [r for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"]  # noqa: E731
+    folders = ("cpu", "w96_seeds", "mid_seeds", "w128_ladder", "short_branch", "short_lr")
+    runs = {d: [r for r in load_records(ROOT / "results" / d)[0] if r["status"] == "ok"] for d in folders}
+    ok = runs.__getitem__
     recs = ok("cpu")
     ladders = {key(r) for r in recs}
     full = [s for s in steps if list(s["parts"]) == ["cpu"] and {tuple(x) for x in s["parts"]["cpu"]} == ladders]
@@ -295,8 +297,7 @@ def test_the_design_budgets_full_design_is_the_committed_fit():
         assert sorted(key(r) for r in runs) == sorted(ladders | {(128, 0)}) and {r["tokens"] for r in runs} == {512000}
     assert all(r["lr"] == pytest.approx(0.384 / r["config"]["model"]["width"]) for r in ok("short_lr"))
     for s in steps:
-        use = [r for d, lads in s["parts"].items() for r in (recs if d == "cpu" else ok(d))
-               if key(r) in {tuple(x) for x in lads}]
+        use = [r for d, lads in s["parts"].items() for r in ok(d) if key(r) in {tuple(x) for x in lads}]
         assert s["runs"] == len(use) == sum(len(v) * (1 if d.startswith("short") else 5) for d, v in s["parts"].items())
         assert s["core_s"] == round(sum(r["wall_time_s"] for r in use))
 

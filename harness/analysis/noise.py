@@ -133,6 +133,14 @@ def ladder_cov(seed_sd: np.ndarray, rho: np.ndarray, family: list, tau: float = 
     return cov
 
 
+def ladder_noise(rng: np.random.Generator, seed_sd: np.ndarray, rho: np.ndarray, family_index: np.ndarray) -> np.ndarray:
+    """One draw of the seed noise in log L under the ladder model: sigma_seed_i (sqrt(rho_i)
+    u_f + sqrt(1 - rho_i) e_i), u one offset per family (``family_index``: 0 .. F-1 per
+    run), e per run; both standard normal, drawn in that order."""
+    u = rng.standard_normal(int(family_index.max()) + 1)[family_index]
+    return seed_sd * (np.sqrt(rho) * u + np.sqrt(1 - rho) * rng.standard_normal(len(family_index)))
+
+
 def fit_weighted(form: Form, x, y, floor, delta, seed_sd: np.ndarray, family: list | None = None,
                  rho: np.ndarray | None = None) -> Fit:
     """Weighted least squares with sigma_i^2 = seed_sd_i^2 + tau^2, tau re-estimated from
@@ -189,9 +197,7 @@ def ladder_bootstrap(fit: Fit, n_resamples: int, seed: int, X_replicates: np.nda
 
     def draw(rng):
         s = np.sqrt(dof / rng.chisquare(dof))
-        u = rng.standard_normal(int(fam.max()) + 1)[fam]
-        logy = base + s * (sd * (np.sqrt(rho) * u + np.sqrt(1 - rho) * rng.standard_normal(n))
-                           + tau * rng.standard_normal(n))
+        logy = base + s * (ladder_noise(rng, sd, rho, fam) + tau * rng.standard_normal(n))
         again = by_size(X_replicates, np.exp(logy))
         sd_star = seed_sigma(again, fit.x[:, 0]) if again is not None else sd
         if fit.cov is None:

@@ -499,6 +499,13 @@ def write_outputs(a: Analysis, out_dir: str | Path, figures: bool = True) -> dic
     return {"fit_json": fit_path, "report": rep_path, "figures": fig_paths}
 
 
+def fit_dict(table: Table, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_jobs: int = N_JOBS,
+             huber_delta: float | None = None, skills: bool = True) -> dict:
+    """fit.json's content for ``table``, with nothing written (for studies that refit
+    subsets of a sweep): what :func:`fit_table` returns as ``"fit"`` without figures."""
+    return to_json(analyze(table, n_resamples, seed, n_jobs, huber_delta, skills))
+
+
 def fit_table(table: Table, out_dir: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEED,
               n_jobs: int = N_JOBS, figures: bool = True, huber_delta: float | None = None,
               skills: bool = True) -> dict:
